@@ -1,0 +1,1 @@
+/* placeholder: auth/auth.c */ typedef int wsgate_placeholder_auth;

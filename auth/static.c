@@ -1,0 +1,1 @@
+/* placeholder: auth/static.c */ typedef int wsgate_placeholder_static;

@@ -1,0 +1,1 @@
+/* placeholder: auth/token.c */ typedef int wsgate_placeholder_token;

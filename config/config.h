@@ -1,0 +1,169 @@
+/* config: the gateway's configuration as loaded from YAML, and its loader. */
+#ifndef WSGATE_CONFIG_H
+#define WSGATE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/gw_err.h"
+
+/* A position in the configuration file (1-based line and column). */
+struct cfg_mark {
+    int line;
+    int column;
+};
+
+struct cfg_tls {
+    char *certificate; /* PEM file path */
+    char *key;         /* PEM file path */
+};
+
+struct cfg_listener {
+    char *address;   /* as written: "0.0.0.0:8080", "[::1]:8080", "127.0.0.1:0" */
+    char *host;      /* split out of address: "0.0.0.0", "::1" */
+    uint16_t port;   /* 0 lets the kernel choose (tests) */
+    struct cfg_tls *tls; /* NULL for plain HTTP */
+    struct cfg_mark mark;
+};
+
+struct cfg_limits {
+    uint64_t max_connections;      /* across all workers; default 50000 */
+    uint64_t max_request_head;     /* bytes; default 16 KiB */
+    uint64_t handshake_timeout_ms; /* default 10 s */
+    uint64_t idle_timeout_ms;      /* default 10 min */
+    uint64_t max_message_size;     /* bytes; default 1 MiB */
+};
+
+enum cfg_log_level {
+    CFG_LOG_DEBUG = 0,
+    CFG_LOG_INFO,
+    CFG_LOG_WARN,
+    CFG_LOG_ERROR,
+};
+
+enum cfg_log_format {
+    CFG_LOG_TEXT = 0,
+    CFG_LOG_JSON,
+};
+
+struct cfg_log {
+    enum cfg_log_level level;   /* default info */
+    enum cfg_log_format format; /* default text */
+};
+
+enum cfg_token_kind {
+    CFG_TOKEN_HEADER = 1, /* Authorization: Bearer <token> */
+    CFG_TOKEN_QUERY,      /* query=NAME */
+    CFG_TOKEN_COOKIE,     /* cookie=NAME */
+    CFG_TOKEN_SUBPROTOCOL /* Sec-WebSocket-Protocol entry "bearer.<token>" */
+};
+
+struct cfg_token_source {
+    enum cfg_token_kind kind;
+    char *name; /* parameter or cookie name; NULL for header and subprotocol */
+};
+
+enum cfg_provider_type {
+    CFG_PROVIDER_STATIC = 1,
+};
+
+struct cfg_provider {
+    char *name; /* the key under auth.providers */
+    enum cfg_provider_type type;
+    char **tokens; /* static: the accepted tokens, after ${VAR} expansion */
+    size_t ntokens;
+    struct cfg_mark mark;
+};
+
+enum cfg_route_kind {
+    CFG_ROUTE_HANDLER = 1, /* served in-process */
+    CFG_ROUTE_UPSTREAM,    /* reverse-proxied */
+};
+
+struct cfg_route {
+    char *name;         /* unique; defaults to the path when not given */
+    char *path;         /* exact path or prefix, always starts with '/' */
+    bool prefix;        /* true when given as path_prefix */
+    bool strip_prefix;  /* upstream routes only */
+    char *host;         /* NULL matches any Host; lower-cased, no port */
+    enum cfg_route_kind kind;
+    char *handler;      /* CFG_ROUTE_HANDLER: a built-in handler name ("echo") */
+    char **upstreams;   /* CFG_ROUTE_UPSTREAM: ws:// or wss:// URLs */
+    size_t nupstreams;
+    char *auth;         /* provider name, or NULL for none */
+    const struct cfg_provider *provider; /* resolved from auth; NULL for none */
+    struct cfg_mark mark;
+};
+
+struct cfg {
+    char *file; /* the path it was loaded from, or "<default>" */
+    struct cfg_listener *listeners;
+    size_t nlisteners;
+    unsigned workers; /* 0 means auto: one per core */
+    struct cfg_limits limits;
+    struct cfg_log log;
+    struct cfg_token_source *token_from; /* default: [header] */
+    size_t ntoken_from;
+    struct cfg_provider *providers;
+    size_t nproviders;
+    struct cfg_route *routes;
+    size_t nroutes;
+};
+
+/* Every error found while loading, each already formatted as
+ * "FILE:LINE:COLUMN: key.path: message". */
+struct cfg_errors {
+    char **msgs;
+    size_t count;
+};
+
+/* Environment lookup used for ${VAR} expansion; returns NULL when unset.
+ * Tests pass their own; cfg_load passes getenv. */
+typedef const char *(*cfg_getenv_fn)(const char *name, void *arg);
+
+/* Loads and validates the YAML in text[0..len), naming it `file` in errors.
+ * On success returns 0 and stores a new configuration in *out (free with
+ * cfg_free). On failure returns -1, stores NULL in *out, and appends every
+ * error found to errs (which the caller frees with cfg_errors_free). Pure: no
+ * I/O beyond calling getenv_fn. */
+int cfg_load_string(const char *file, const char *text, size_t len,
+                    cfg_getenv_fn getenv_fn, void *getenv_arg, struct cfg **out,
+                    struct cfg_errors *errs);
+
+/* Reads `path` and loads it with cfg_load_string and the process environment.
+ * An unreadable file is one error "FILE: cannot read: reason". */
+int cfg_load_file(const char *path, struct cfg **out, struct cfg_errors *errs);
+
+/* The built-in configuration used when wsgate runs without -c: listen on
+ * 127.0.0.1:8080 and serve /echo in-process. Never fails. */
+struct cfg *cfg_load_default(void);
+
+/* The YAML text of the built-in configuration (for -h and documentation). */
+extern const char cfg_default_yaml[];
+
+void cfg_free(struct cfg *cfg);
+void cfg_errors_free(struct cfg_errors *errs);
+
+/* Parses "16KiB", "1MiB", "512", "2GiB", "10KB" (KB = 1000) into bytes.
+ * Returns 0 or -1 with a message in err. */
+int cfg_parse_size(const char *s, uint64_t *out, struct gw_err *err);
+
+/* Parses "500ms", "10s", "5m", "1h" into milliseconds. A bare number is an
+ * error (the unit is required). Returns 0 or -1 with a message in err. */
+int cfg_parse_duration(const char *s, uint64_t *out_ms, struct gw_err *err);
+
+/* Splits "host:port", "[v6]:port" or ":port" (meaning 0.0.0.0) into a
+ * malloc'd host and a port. Returns 0 or -1 with a message in err. */
+int cfg_parse_address(const char *s, char **host, uint16_t *port, struct gw_err *err);
+
+/* Expands ${VAR} and ${VAR:-default} in s into a new malloc'd string stored
+ * in *out. "$$" is a literal "$". An unset VAR without a default, an
+ * unterminated "${", or an empty name is an error. Returns 0 or -1. */
+int cfg_expand_env(const char *s, cfg_getenv_fn getenv_fn, void *arg, char **out,
+                   struct gw_err *err);
+
+/* True when `name` is a built-in in-process handler ("echo"). */
+bool cfg_handler_known(const char *name);
+
+#endif

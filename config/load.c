@@ -1,0 +1,1 @@
+/* placeholder: config/load.c */ typedef int wsgate_placeholder_load;

@@ -1,0 +1,1 @@
+/* placeholder: config/schema.c */ typedef int wsgate_placeholder_schema;

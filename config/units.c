@@ -1,0 +1,1 @@
+/* placeholder: config/units.c */ typedef int wsgate_placeholder_units;

@@ -1,0 +1,1 @@
+/* placeholder: gateway/conn.c */ typedef int wsgate_placeholder_conn;

@@ -1,0 +1,1 @@
+/* placeholder: gateway/log.c */ typedef int wsgate_placeholder_log;

@@ -1,0 +1,1 @@
+/* placeholder: gateway/response.c */ typedef int wsgate_placeholder_response;

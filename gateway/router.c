@@ -1,0 +1,1 @@
+/* placeholder: gateway/router.c */ typedef int wsgate_placeholder_router;

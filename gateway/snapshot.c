@@ -1,0 +1,1 @@
+/* placeholder: gateway/snapshot.c */ typedef int wsgate_placeholder_snapshot;

@@ -1,0 +1,1 @@
+/* placeholder: gateway/tls.c */ typedef int wsgate_placeholder_tls;

@@ -1,0 +1,1 @@
+/* placeholder: gateway/worker.c */ typedef int wsgate_placeholder_worker;

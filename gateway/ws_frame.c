@@ -1,0 +1,1 @@
+/* placeholder: gateway/ws_frame.c */ typedef int wsgate_placeholder_ws_frame;
