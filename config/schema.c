@@ -1,1 +1,1336 @@
-/* placeholder: config/schema.c */ typedef int wsgate_placeholder_schema;
+/* schema: walks the YAML node tree into struct cfg, one static key table per mapping. */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "config/config_internal.h"
+
+#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+#define KIB (1ULL << 10)
+#define MIB (1ULL << 20)
+#define GIB (1ULL << 30)
+/* How much of a key or a value an error message shows. */
+#define SHOW_MAX 64
+
+const char cfg_default_yaml[] =
+    "# wsgate's built-in configuration, used without -c FILE.\n"
+    "listeners:\n"
+    "  - address: 127.0.0.1:8080\n"
+    "routes:\n"
+    "  - name: echo\n"
+    "    path: /echo\n"
+    "    handler: echo\n";
+
+/* The in-process handlers; gateway/handlers/builtin.c serves the same names. */
+static const char *const known_handlers[] = {"echo"};
+
+bool
+cfg_handler_known(const char *name)
+{
+    for (size_t i = 0; i < NELEMS(known_handlers); i++)
+        if (strcmp(known_handlers[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* One error, kept with its position so that all can be sorted at the end. */
+struct walk_error {
+    struct cfg_mark mark;
+    size_t seq;
+    char *msg;
+};
+
+/* What a route's keys leave behind for the checks that span several keys. */
+struct route_walk {
+    bool has_path, has_prefix, has_handler, has_upstream, has_upstreams, has_name;
+    bool has_strip;
+    struct cfg_mark name_mark, path_mark, auth_mark, strip_mark;
+    const char *name_raw, *path_raw, *auth_raw; /* as written, for messages */
+};
+
+struct cfg_walk {
+    const char *file;
+    cfg_getenv_fn getenv_fn;
+    void *getenv_arg;
+    struct cfg *cfg;
+    struct walk_error *errs;
+    size_t nerrs, caperrs;
+    bool lost;                 /* an error could not be recorded (out of memory) */
+    struct route_walk *routes; /* parallel to cfg->routes */
+    char path[256];            /* the key path being walked: "routes[2].path" */
+    size_t plen;
+};
+
+/* Records "FILE:LINE:COLUMN: key.path: message" for the current path. */
+static void fail(struct cfg_walk *w, struct cfg_mark m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void
+fail(struct cfg_walk *w, struct cfg_mark m, const char *fmt, ...)
+{
+    char body[512];
+    char *msg = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    if (w->nerrs == w->caperrs) {
+        size_t cap = w->caperrs == 0 ? 8 : w->caperrs * 2;
+        struct walk_error *e = realloc(w->errs, cap * sizeof(*e));
+        if (e == NULL) {
+            w->lost = true;
+            return;
+        }
+        w->errs = e;
+        w->caperrs = cap;
+    }
+    if (asprintf(&msg, "%s:%d:%d: %s%s%s", w->file, m.line, m.column, w->path,
+                 w->plen > 0 ? ": " : "", body) < 0) {
+        w->lost = true;
+        return;
+    }
+    w->errs[w->nerrs].mark = m;
+    w->errs[w->nerrs].seq = w->nerrs;
+    w->errs[w->nerrs].msg = msg;
+    w->nerrs++;
+}
+
+static void
+oom(struct cfg_walk *w, struct cfg_mark m)
+{
+    fail(w, m, "out of memory");
+}
+
+/* Appends to the key path; returns the length to restore with path_pop. */
+static size_t path_push(struct cfg_walk *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static size_t
+path_push(struct cfg_walk *w, const char *fmt, ...)
+{
+    size_t old = w->plen;
+    va_list ap;
+
+    va_start(ap, fmt);
+    int n = vsnprintf(w->path + w->plen, sizeof(w->path) - w->plen, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        w->plen += (size_t)n < sizeof(w->path) - w->plen ? (size_t)n
+                                                         : sizeof(w->path) - 1 - w->plen;
+    return old;
+}
+
+static void
+path_pop(struct cfg_walk *w, size_t len)
+{
+    w->plen = len;
+    w->path[len] = '\0';
+}
+
+/* Copies s for a message: at most SHOW_MAX bytes, control and non-ASCII
+ * bytes as '?', so that an error line stays one printable line. */
+static const char *
+show(const char *s, char buf[SHOW_MAX + 4])
+{
+    size_t i = 0;
+    for (; i < SHOW_MAX && s[i] != '\0'; i++)
+        buf[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+    if (s[i] != '\0') {
+        memcpy(buf + i, "...", 3);
+        i += 3;
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
+/* Joins the names of a table whose entries start with a `const char *name`,
+ * for messages that list what is allowed: "echo, broadcast". */
+static const char *
+join_names(char *buf, size_t size, const void *table, size_t n, size_t stride)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < size; i++) {
+        const char *name = *(const char *const *)((const char *)table + i * stride);
+        int k = snprintf(buf + used, size - used, "%s%s", i > 0 ? ", " : "", name);
+        used += k > 0 ? (size_t)k : 0;
+    }
+    return buf;
+}
+
+#define JOIN_NAMES(buf, table)                                                           \
+    join_names(buf, sizeof(buf), table, NELEMS(table), sizeof(table[0]))
+
+static size_t
+path_key(struct cfg_walk *w, const char *key)
+{
+    char buf[SHOW_MAX + 4];
+    return path_push(w, "%s%s", w->plen > 0 ? "." : "", show(key, buf));
+}
+
+/* Expands ${VAR} in a scalar into a new string, or records why not and
+ * returns NULL. Messages name variables, never their values. */
+static char *
+expand(struct cfg_walk *w, const struct cfg_node *v)
+{
+    struct gw_err err = {.msg = ""};
+    char *out = NULL;
+
+    if (cfg_expand_env(v->scalar, w->getenv_fn, w->getenv_arg, &out, &err) != 0) {
+        fail(w, v->mark, "%s", err.msg);
+        return NULL;
+    }
+    return out;
+}
+
+/* Values are quoted in messages as written, before expansion, so that a
+ * secret that came from the environment is never printed. */
+static void
+fail_value(struct cfg_walk *w, const struct cfg_node *v, const char *why)
+{
+    char buf[SHOW_MAX + 4];
+    fail(w, v->mark, "invalid value \"%s\": %s", show(v->scalar, buf), why);
+}
+
+/* ---- key tables ---- */
+
+static const char *const kind_names[] = {
+    [CFG_NODE_SCALAR] = "a single value",
+    [CFG_NODE_SEQUENCE] = "a list",
+    [CFG_NODE_MAPPING] = "a mapping",
+};
+
+/* Edit distance between two short strings, counting a swap of neighbours
+ * as one edit (optimal string alignment), for "did you mean". */
+static size_t
+distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t rows[3][SHOW_MAX + 1];
+
+    if (la > SHOW_MAX || lb > SHOW_MAX)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        rows[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t *cur = rows[i % 3], *prev = rows[(i - 1) % 3], *prev2 = rows[(i + 1) % 3];
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t best = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            if (prev[j] + 1 < best)
+                best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best)
+                best = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < best)
+                best = prev2[j - 2] + 1;
+            cur[j] = best;
+        }
+    }
+    return rows[la % 3][lb];
+}
+
+static void
+fail_unknown_key(struct cfg_walk *w, const struct cfg_node *key,
+                 const struct cfg_key_def *keys, size_t nkeys)
+{
+    const char *best = NULL;
+    size_t best_d = 3; /* suggest only names within two edits */
+    char known[256];
+
+    for (size_t i = 0; i < nkeys; i++) {
+        size_t d = distance(key->scalar, keys[i].name);
+        if (d < best_d) {
+            best_d = d;
+            best = keys[i].name;
+        }
+    }
+    if (best != NULL)
+        fail(w, key->mark, "unknown key (did you mean \"%s\"?)", best);
+    else
+        fail(w, key->mark, "unknown key (expected one of: %s)",
+             join_names(known, sizeof(known), keys, nkeys, sizeof(keys[0])));
+}
+
+static bool
+kind_ok(struct cfg_walk *w, const struct cfg_node *v, enum cfg_node_kind want)
+{
+    if (v->kind == want)
+        return true;
+    if (v->kind == CFG_NODE_SCALAR && v->scalar[0] == '\0')
+        fail(w, v->mark, "expected %s, found an empty value", kind_names[want]);
+    else
+        fail(w, v->mark, "expected %s, not %s", kind_names[want], kind_names[v->kind]);
+    return false;
+}
+
+/* Walks a mapping by its table: unknown, duplicate and missing required
+ * keys are errors; every known key's handler runs in document order. */
+static void
+walk_map(struct cfg_walk *w, const struct cfg_node *map, const struct cfg_key_def *keys,
+         size_t nkeys, void *obj)
+{
+    uint32_t seen = 0;
+
+    for (size_t i = 0; i < map->n; i++) {
+        const struct cfg_node *key = map->pairs[i].key, *v = map->pairs[i].value;
+        size_t old = path_key(w, key->scalar);
+        size_t k = 0;
+        while (k < nkeys && strcmp(keys[k].name, key->scalar) != 0)
+            k++;
+        if (k == nkeys)
+            fail_unknown_key(w, key, keys, nkeys);
+        else if (seen & (1u << k))
+            fail(w, key->mark, "duplicate key");
+        else if (v != NULL && kind_ok(w, v, keys[k].kind))
+            keys[k].fn(w, v, obj, keys[k].arg);
+        if (k < nkeys)
+            seen |= 1u << k;
+        path_pop(w, old);
+    }
+    for (size_t k = 0; k < nkeys; k++) {
+        if (!keys[k].required || (seen & (1u << k)))
+            continue;
+        size_t old = path_key(w, keys[k].name);
+        fail(w, map->mark, "missing required key");
+        path_pop(w, old);
+    }
+}
+
+/* ---- scalar interpreters ---- */
+
+/* Expands a value that must not be empty; NULL after recording an error. */
+static char *
+nonempty(struct cfg_walk *w, const struct cfg_node *v)
+{
+    char *s = expand(w, v);
+    if (s != NULL && s[0] == '\0') {
+        fail(w, v->mark, "must not be empty%s",
+             strstr(v->scalar, "${") != NULL ? " (a variable expanded to nothing)" : "");
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* True when s is printable ASCII with no space. */
+static bool
+visible_ascii(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if (*s <= 0x20 || *s >= 0x7f)
+            return false;
+    return true;
+}
+
+static int
+get_bool(struct cfg_walk *w, const struct cfg_node *v, bool *out)
+{
+    static const struct {
+        const char *name;
+        bool value;
+    } bools[] = {{"true", true}, {"false", false}};
+    char *s = expand(w, v);
+
+    if (s == NULL)
+        return -1;
+    for (size_t i = 0; i < NELEMS(bools); i++) {
+        if (strcmp(s, bools[i].name) == 0) {
+            *out = bools[i].value;
+            free(s);
+            return 0;
+        }
+    }
+    free(s);
+    fail_value(w, v, "expected true or false");
+    return -1;
+}
+
+struct enum_name {
+    const char *name;
+    int value;
+};
+
+/* Looks a value up in a table of names; lists them when it is not there. */
+static int
+get_enum(struct cfg_walk *w, const struct cfg_node *v, const struct enum_name *names,
+         size_t n, int *out)
+{
+    char known[128], why[160];
+    char *s = expand(w, v);
+
+    if (s == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(s, names[i].name) == 0) {
+            *out = names[i].value;
+            free(s);
+            return 0;
+        }
+    }
+    free(s);
+    snprintf(why, sizeof(why), "expected one of: %s",
+             join_names(known, sizeof(known), names, n, sizeof(names[0])));
+    fail_value(w, v, why);
+    return -1;
+}
+
+/* ---- top level: workers, limits, log ---- */
+
+static void
+on_workers(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct cfg *cfg = obj;
+    struct gw_err err = {.msg = ""};
+    uint64_t n;
+    char *s = expand(w, v);
+
+    if (s == NULL)
+        return;
+    if (strcmp(s, "auto") == 0)
+        cfg->workers = 0;
+    else if (cfg_parse_uint(s, &n, &err) != 0 || n < 1 || n > 256)
+        fail_value(w, v, "expected auto or an integer from 1 to 256");
+    else
+        cfg->workers = (unsigned)n;
+    free(s);
+}
+
+enum limit_type {
+    LIMIT_COUNT = 1,
+    LIMIT_SIZE,
+    LIMIT_DURATION,
+};
+
+/* One numeric limit: how to read it, its range, and where it goes. */
+struct limit_def {
+    enum limit_type type;
+    uint64_t min, max;
+    const char *range; /* the range in words, for the error */
+    size_t offset;     /* in struct cfg_limits */
+};
+
+static const struct limit_def limit_max_connections = {
+    LIMIT_COUNT, 1, UINT64_MAX, "at least 1",
+    offsetof(struct cfg_limits, max_connections)};
+static const struct limit_def limit_max_request_head = {
+    LIMIT_SIZE, KIB, MIB, "from 1KiB to 1MiB",
+    offsetof(struct cfg_limits, max_request_head)};
+static const struct limit_def limit_handshake_timeout = {
+    LIMIT_DURATION, 1, UINT64_MAX, "at least 1ms",
+    offsetof(struct cfg_limits, handshake_timeout_ms)};
+static const struct limit_def limit_idle_timeout = {
+    LIMIT_DURATION, 1, UINT64_MAX, "at least 1ms",
+    offsetof(struct cfg_limits, idle_timeout_ms)};
+static const struct limit_def limit_max_message_size = {
+    LIMIT_SIZE, 1, GIB, "from 1B to 1GiB", offsetof(struct cfg_limits, max_message_size)};
+
+static void
+on_limit(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    const struct limit_def *def = arg;
+    struct gw_err err = {.msg = ""};
+    uint64_t n = 0;
+    int rc = -1;
+    char *s = expand(w, v);
+
+    if (s == NULL)
+        return;
+    switch (def->type) {
+    case LIMIT_COUNT:
+        rc = cfg_parse_uint(s, &n, &err);
+        break;
+    case LIMIT_SIZE:
+        rc = cfg_parse_size(s, &n, &err);
+        break;
+    case LIMIT_DURATION:
+        rc = cfg_parse_duration(s, &n, &err);
+        break;
+    }
+    free(s);
+    if (rc != 0)
+        fail_value(w, v, err.msg);
+    else if (n < def->min || n > def->max)
+        fail(w, v->mark, "must be %s", def->range);
+    else
+        memcpy((char *)obj + def->offset, &n, sizeof(n));
+}
+
+static const struct cfg_key_def limits_keys[] = {
+    {"max_connections", CFG_NODE_SCALAR, false, on_limit, &limit_max_connections, "100"},
+    {"max_request_head", CFG_NODE_SCALAR, false, on_limit, &limit_max_request_head,
+     "32KiB"},
+    {"handshake_timeout", CFG_NODE_SCALAR, false, on_limit, &limit_handshake_timeout,
+     "5s"},
+    {"idle_timeout", CFG_NODE_SCALAR, false, on_limit, &limit_idle_timeout, "1m"},
+    {"max_message_size", CFG_NODE_SCALAR, false, on_limit, &limit_max_message_size,
+     "2MiB"},
+};
+
+static void
+on_limits(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    walk_map(w, v, limits_keys, NELEMS(limits_keys), &((struct cfg *)obj)->limits);
+}
+
+static const struct enum_name log_levels[] = {
+    {"debug", CFG_LOG_DEBUG},
+    {"info", CFG_LOG_INFO},
+    {"warn", CFG_LOG_WARN},
+    {"error", CFG_LOG_ERROR},
+};
+
+static const struct enum_name log_formats[] = {
+    {"text", CFG_LOG_TEXT},
+    {"json", CFG_LOG_JSON},
+};
+
+static void
+on_log_level(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    int value;
+    if (get_enum(w, v, log_levels, NELEMS(log_levels), &value) == 0)
+        ((struct cfg_log *)obj)->level = (enum cfg_log_level)value;
+}
+
+static void
+on_log_format(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    int value;
+    if (get_enum(w, v, log_formats, NELEMS(log_formats), &value) == 0)
+        ((struct cfg_log *)obj)->format = (enum cfg_log_format)value;
+}
+
+static const struct cfg_key_def log_keys[] = {
+    {"level", CFG_NODE_SCALAR, false, on_log_level, NULL, "warn"},
+    {"format", CFG_NODE_SCALAR, false, on_log_format, NULL, "json"},
+};
+
+static void
+on_log(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    walk_map(w, v, log_keys, NELEMS(log_keys), &((struct cfg *)obj)->log);
+}
+
+/* ---- listeners ---- */
+
+static void
+on_address(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct cfg_listener *l = obj;
+    struct gw_err err = {.msg = ""};
+    char *s = nonempty(w, v);
+
+    if (s == NULL)
+        return;
+    if (cfg_parse_address(s, &l->host, &l->port, &err) != 0) {
+        fail_value(w, v, err.msg);
+        free(s);
+        return;
+    }
+    l->address = s;
+    /* Listeners are walked in order, so the earlier ones are complete. */
+    for (const struct cfg_listener *o = w->cfg->listeners; o < l; o++) {
+        if (o->host != NULL && l->port != 0 && o->port == l->port &&
+            strcmp(o->host, l->host) == 0) {
+            fail(w, v->mark, "same address as listeners[%zu]",
+                 (size_t)(o - w->cfg->listeners));
+            return;
+        }
+    }
+}
+
+static void
+on_tls_certificate(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                   const void *arg)
+{
+    ((struct cfg_tls *)obj)->certificate = nonempty(w, v);
+}
+
+static void
+on_tls_key(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    ((struct cfg_tls *)obj)->key = nonempty(w, v);
+}
+
+static const struct cfg_key_def tls_keys[] = {
+    {"certificate", CFG_NODE_SCALAR, true, on_tls_certificate, NULL, "cert.pem"},
+    {"key", CFG_NODE_SCALAR, true, on_tls_key, NULL, "key.pem"},
+};
+
+static void
+on_tls(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct cfg_listener *l = obj;
+
+    l->tls = calloc(1, sizeof(*l->tls));
+    if (l->tls == NULL) {
+        oom(w, v->mark);
+        return;
+    }
+    walk_map(w, v, tls_keys, NELEMS(tls_keys), l->tls);
+}
+
+static const struct cfg_key_def listener_keys[] = {
+    {"address", CFG_NODE_SCALAR, true, on_address, NULL, "127.0.0.1:0"},
+    {"tls", CFG_NODE_MAPPING, false, on_tls, NULL,
+     "{certificate: cert.pem, key: key.pem}"},
+};
+
+/* Allocates n zeroed elements for a list, or records why not. A list that
+ * a key requires must not be empty. */
+static void *
+alloc_list(struct cfg_walk *w, const struct cfg_node *v, size_t size)
+{
+    void *p;
+
+    if (v->n == 0) {
+        fail(w, v->mark, "must not be empty");
+        return NULL;
+    }
+    p = calloc(v->n, size);
+    if (p == NULL)
+        oom(w, v->mark);
+    return p;
+}
+
+static void
+on_listeners(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct cfg *cfg = obj;
+
+    cfg->listeners = alloc_list(w, v, sizeof(*cfg->listeners));
+    if (cfg->listeners == NULL)
+        return;
+    cfg->nlisteners = v->n;
+    for (size_t i = 0; i < v->n; i++) {
+        size_t old = path_push(w, "[%zu]", i);
+        cfg->listeners[i].mark = v->items[i]->mark;
+        if (kind_ok(w, v->items[i], CFG_NODE_MAPPING))
+            walk_map(w, v->items[i], listener_keys, NELEMS(listener_keys),
+                     &cfg->listeners[i]);
+        path_pop(w, old);
+    }
+}
+
+/* ---- auth ---- */
+
+/* A token source as written: "header", "query=NAME", "cookie=NAME". */
+struct token_source_def {
+    const char *name;
+    enum cfg_token_kind kind;
+    bool takes_name;
+};
+
+static const struct token_source_def token_sources[] = {
+    {"header", CFG_TOKEN_HEADER, false},
+    {"query", CFG_TOKEN_QUERY, true},
+    {"cookie", CFG_TOKEN_COOKIE, true},
+    {"subprotocol", CFG_TOKEN_SUBPROTOCOL, false},
+};
+
+/* An HTTP token (RFC 9110 tchar): what a query parameter or cookie name may be. */
+static bool
+is_token(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s) != NULL))
+            return false;
+    return true;
+}
+
+/* Parses one token_from entry into src (name malloc'd); records errors. */
+static void
+parse_token_source(struct cfg_walk *w, const struct cfg_node *v,
+                   struct cfg_token_source *src)
+{
+    char *s = expand(w, v);
+    if (s == NULL)
+        return;
+    char *eq = strchr(s, '=');
+    size_t nlen = eq != NULL ? (size_t)(eq - s) : strlen(s);
+    const struct token_source_def *def = NULL;
+
+    for (size_t i = 0; i < NELEMS(token_sources); i++)
+        if (strlen(token_sources[i].name) == nlen &&
+            strncmp(token_sources[i].name, s, nlen) == 0)
+            def = &token_sources[i];
+    if (def == NULL)
+        fail_value(w, v, "expected header, query=NAME, cookie=NAME or subprotocol");
+    else if (def->takes_name && (eq == NULL || !is_token(eq + 1)))
+        fail_value(w, v, "expected a parameter or cookie name after \"=\"");
+    else if (!def->takes_name && eq != NULL)
+        fail_value(w, v, "this source takes no name");
+    else if (def->takes_name && (src->name = strdup(eq + 1)) == NULL)
+        oom(w, v->mark);
+    else
+        src->kind = def->kind;
+    free(s);
+}
+
+static void
+on_token_from(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct cfg *cfg = obj;
+
+    cfg->token_from = alloc_list(w, v, sizeof(*cfg->token_from));
+    if (cfg->token_from == NULL)
+        return;
+    cfg->ntoken_from = v->n;
+    for (size_t i = 0; i < v->n; i++) {
+        size_t old = path_push(w, "[%zu]", i);
+        if (kind_ok(w, v->items[i], CFG_NODE_SCALAR))
+            parse_token_source(w, v->items[i], &cfg->token_from[i]);
+        path_pop(w, old);
+    }
+}
+
+/* Checks one expanded list entry; returns NULL or why it is invalid. */
+typedef const char *(*entry_check_fn)(const char *s);
+
+/* Reads a non-empty list of non-empty strings, each passing check (if any),
+ * into a new array. */
+static char **
+get_strings(struct cfg_walk *w, const struct cfg_node *v, size_t *n, entry_check_fn check)
+{
+    char **out = alloc_list(w, v, sizeof(*out));
+
+    if (out == NULL)
+        return NULL;
+    *n = v->n;
+    for (size_t i = 0; i < v->n; i++) {
+        const struct cfg_node *item = v->items[i];
+        size_t old = path_push(w, "[%zu]", i);
+        if (kind_ok(w, item, CFG_NODE_SCALAR))
+            out[i] = nonempty(w, item);
+        const char *why = out[i] != NULL && check != NULL ? check(out[i]) : NULL;
+        if (why != NULL)
+            fail(w, item->mark, "%s", why);
+        path_pop(w, old);
+    }
+    return out;
+}
+
+static void
+on_static_tokens(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct cfg_provider *p = obj;
+    p->tokens = get_strings(w, v, &p->ntokens, NULL);
+}
+
+/* `type` is read before the walk, to choose the table; see walk_provider. */
+static void
+on_provider_type(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+}
+
+static const struct cfg_key_def static_provider_keys[] = {
+    {"type", CFG_NODE_SCALAR, true, on_provider_type, NULL, "static"},
+    {"tokens", CFG_NODE_SEQUENCE, true, on_static_tokens, NULL,
+     "[t1, \"${WSGATE_TOKEN}\"]"},
+};
+
+/* Each provider type and the keys its mapping may hold. */
+struct provider_type_def {
+    const char *name;
+    enum cfg_provider_type type;
+    const struct cfg_key_def *keys;
+    size_t nkeys;
+};
+
+static const struct provider_type_def provider_types[] = {
+    {"static", CFG_PROVIDER_STATIC, static_provider_keys, NELEMS(static_provider_keys)},
+};
+
+/* Finds the provider's type, then walks its mapping with that type's table;
+ * an unknown type leaves the other keys unchecked. */
+static void
+walk_provider(struct cfg_walk *w, const struct cfg_node *map, struct cfg_provider *p)
+{
+    const struct cfg_node *tv = NULL;
+
+    for (size_t i = 0; i < map->n; i++)
+        if (strcmp(map->pairs[i].key->scalar, "type") == 0 && tv == NULL)
+            tv = map->pairs[i].value;
+    if (tv == NULL) {
+        size_t old = path_key(w, "type");
+        fail(w, map->mark, "missing required key");
+        path_pop(w, old);
+        return;
+    }
+    size_t old = path_key(w, "type");
+    char *s = kind_ok(w, tv, CFG_NODE_SCALAR) ? expand(w, tv) : NULL;
+    const struct provider_type_def *def = NULL;
+    for (size_t i = 0; s != NULL && i < NELEMS(provider_types); i++)
+        if (strcmp(provider_types[i].name, s) == 0)
+            def = &provider_types[i];
+    if (s != NULL && def == NULL) {
+        char buf[SHOW_MAX + 4], known[128];
+        fail(w, tv->mark, "unknown provider type \"%s\" (known: %s)",
+             show(tv->scalar, buf), JOIN_NAMES(known, provider_types));
+    }
+    free(s);
+    path_pop(w, old);
+    if (def == NULL)
+        return;
+    p->type = def->type;
+    walk_map(w, map, def->keys, def->nkeys, p);
+}
+
+/* Provider and route names appear in key paths, logs and metrics. */
+static bool
+name_valid(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
+            return false;
+    return true;
+}
+
+static void
+on_providers(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct cfg *cfg = obj;
+
+    if (v->n == 0)
+        return;
+    cfg->providers = calloc(v->n, sizeof(*cfg->providers));
+    if (cfg->providers == NULL) {
+        oom(w, v->mark);
+        return;
+    }
+    cfg->nproviders = v->n;
+    for (size_t i = 0; i < v->n; i++) {
+        const struct cfg_node *key = v->pairs[i].key, *pv = v->pairs[i].value;
+        struct cfg_provider *p = &cfg->providers[i];
+        size_t old = path_key(w, key->scalar);
+        p->mark = key->mark;
+        size_t j = 0;
+        while (j < i && strcmp(v->pairs[j].key->scalar, key->scalar) != 0)
+            j++;
+        if (j < i)
+            fail(w, key->mark, "duplicate provider name");
+        else if (!name_valid(key->scalar))
+            fail(w, key->mark,
+                 "a provider name may hold only letters, digits, '_', '-', '.'");
+        else if (strcmp(key->scalar, "none") == 0)
+            fail(w, key->mark,
+                 "\"none\" is reserved (auth: none on a route means no authentication)");
+        else if ((p->name = strdup(key->scalar)) == NULL)
+            oom(w, key->mark);
+        else if (kind_ok(w, pv, CFG_NODE_MAPPING))
+            walk_provider(w, pv, p);
+        path_pop(w, old);
+    }
+}
+
+static const struct cfg_key_def auth_keys[] = {
+    {"token_from", CFG_NODE_SEQUENCE, false, on_token_from, NULL,
+     "[header, query=access_token]"},
+    {"providers", CFG_NODE_MAPPING, false, on_providers, NULL,
+     "{edge: {type: static, tokens: [t]}}"},
+};
+
+static void
+on_auth(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    walk_map(w, v, auth_keys, NELEMS(auth_keys), obj);
+}
+
+/* ---- routes ---- */
+
+/* The route being walked: route_keys' handlers get one of these. */
+struct route_ctx {
+    struct cfg_route *r;
+    struct route_walk *rw;
+};
+
+static void
+on_route_name(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct route_ctx *c = obj;
+    char *s = nonempty(w, v);
+
+    if (s != NULL && !visible_ascii(s)) {
+        fail_value(w, v, "a route name must be printable ASCII without spaces");
+        free(s);
+        s = NULL;
+    }
+    c->r->name = s;
+    c->rw->has_name = s != NULL;
+    c->rw->name_mark = v->mark;
+    c->rw->name_raw = v->scalar;
+}
+
+/* Returns NULL when s can be matched against a request path, or why not. */
+static const char *
+check_route_path(const char *s)
+{
+    if (s[0] != '/')
+        return "must start with \"/\"";
+    if (!visible_ascii(s))
+        return "must be printable ASCII without spaces (percent-encode the rest)";
+    if (strpbrk(s, "?#") != NULL)
+        return "must not hold a query or a fragment";
+    return NULL;
+}
+
+static void
+on_route_path(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct route_ctx *c = obj;
+    bool prefix = arg != NULL;
+    char *s = expand(w, v);
+
+    *(prefix ? &c->rw->has_prefix : &c->rw->has_path) = true;
+    if (s == NULL)
+        return;
+    const char *why = check_route_path(s);
+    if (why != NULL) {
+        fail_value(w, v, why);
+        free(s);
+        return;
+    }
+    free(c->r->path); /* both path and path_prefix: reported by check_route */
+    c->r->path = s;
+    c->r->prefix = prefix;
+    c->rw->path_mark = v->mark;
+    c->rw->path_raw = v->scalar;
+}
+
+/* Returns NULL when s (lower-cased) is a host a route can match, or why not. */
+static const char *
+check_route_host(const char *s)
+{
+    size_t len = strlen(s);
+    const char *close = s[0] == '[' ? strchr(s, ']') : NULL;
+    const char *colon = strchr(s, ':');
+
+    if (close != NULL && close[1] != '\0')
+        return "must not include a port";
+    if (close == NULL && colon != NULL)
+        return strchr(colon + 1, ':') == NULL ? "must not include a port"
+                                              : "an IPv6 address goes in brackets";
+    if (!cfg_host_valid(s, len))
+        return "expected a host name or an IP address";
+    return NULL;
+}
+
+static void
+on_route_host(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct route_ctx *c = obj;
+    char *s = nonempty(w, v);
+
+    if (s == NULL)
+        return;
+    for (char *p = s; *p != '\0'; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    const char *why = check_route_host(s);
+    if (why != NULL) {
+        fail_value(w, v, why);
+        free(s);
+        return;
+    }
+    c->r->host = s;
+}
+
+static void
+on_route_handler(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct route_ctx *c = obj;
+    char buf[SHOW_MAX + 4], known[128];
+    char *s = expand(w, v);
+
+    c->rw->has_handler = true;
+    if (s == NULL)
+        return;
+    if (cfg_handler_known(s)) {
+        c->r->handler = s;
+        return;
+    }
+    free(s);
+    fail(w, v->mark, "unknown handler \"%s\" (known: %s)", show(v->scalar, buf),
+         JOIN_NAMES(known, known_handlers));
+}
+
+static const char *const upstream_schemes[] = {"ws://", "wss://"};
+
+/* A port in a URL: 1 to 5 digits, 1 to 65535. */
+static bool
+url_port_valid(const char *p, size_t n)
+{
+    unsigned v = 0;
+
+    if (n == 0 || n > 5)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        v = v * 10 + (unsigned)(p[i] - '0');
+    }
+    return v >= 1 && v <= 65535;
+}
+
+/* Checks an upstream URL: ws:// or wss://, a host, an optional port. Its
+ * text is never quoted back: it may carry a secret from the environment. */
+static const char *
+check_upstream_url(const char *u)
+{
+    size_t skip = 0;
+
+    for (size_t i = 0; i < NELEMS(upstream_schemes) && skip == 0; i++)
+        if (strncmp(u, upstream_schemes[i], strlen(upstream_schemes[i])) == 0)
+            skip = strlen(upstream_schemes[i]);
+    if (skip == 0)
+        return "must be a ws:// or wss:// URL";
+    if (!visible_ascii(u))
+        return "must be printable ASCII without spaces";
+    const char *authority = u + skip;
+    size_t alen = strcspn(authority, "/?#");
+    const char *host = authority;
+    for (size_t i = 0; i < alen; i++) /* after any user:password@ */
+        if (authority[i] == '@')
+            host = authority + i + 1;
+    size_t hlen = (size_t)(authority + alen - host);
+    const char *close = host[0] == '[' ? memchr(host, ']', hlen) : NULL;
+    const char *colon = memchr(close != NULL ? close : host, ':',
+                               hlen - (size_t)((close != NULL ? close : host) - host));
+    size_t name_len = colon != NULL ? (size_t)(colon - host) : hlen;
+    if (name_len == 0)
+        return "has no host";
+    if (!cfg_host_valid(host, name_len))
+        return "has an invalid host";
+    if (colon != NULL && !url_port_valid(colon + 1, hlen - name_len - 1))
+        return "has an invalid port (1 to 65535)";
+    return NULL;
+}
+
+static void
+on_route_upstream(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                  const void *arg)
+{
+    struct route_ctx *c = obj;
+    char *s = nonempty(w, v);
+
+    c->rw->has_upstream = true;
+    if (s == NULL)
+        return;
+    const char *why = check_upstream_url(s);
+    if (why != NULL) {
+        fail(w, v->mark, "%s", why);
+        free(s);
+        return;
+    }
+    if (c->r->upstreams != NULL) { /* upstreams came first: reported after the walk */
+        free(s);
+        return;
+    }
+    c->r->upstreams = malloc(sizeof(*c->r->upstreams));
+    if (c->r->upstreams == NULL) {
+        oom(w, v->mark);
+        free(s);
+        return;
+    }
+    c->r->upstreams[0] = s;
+    c->r->nupstreams = 1;
+}
+
+static void
+on_route_upstreams(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                   const void *arg)
+{
+    struct route_ctx *c = obj;
+    size_t n = 0;
+
+    c->rw->has_upstreams = true;
+    char **list = get_strings(w, v, &n, check_upstream_url);
+    if (c->r->upstreams == NULL) {
+        c->r->upstreams = list;
+        c->r->nupstreams = n;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) /* upstream came first: reported after the walk */
+        free(list[i]);
+    free(list);
+}
+
+static void
+on_route_strip(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct route_ctx *c = obj;
+    if (get_bool(w, v, &c->r->strip_prefix) == 0) {
+        c->rw->has_strip = true;
+        c->rw->strip_mark = v->mark;
+    }
+}
+
+static void
+on_route_auth(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct route_ctx *c = obj;
+    char *s = nonempty(w, v);
+
+    c->rw->auth_mark = v->mark;
+    c->rw->auth_raw = v->scalar;
+    if (s != NULL && strcmp(s, "none") == 0) {
+        free(s);
+        s = NULL;
+    }
+    c->r->auth = s;
+}
+
+/* walk_map tracks keys seen in a 32-bit mask. */
+static const struct cfg_key_def route_keys[] = {
+    {"name", CFG_NODE_SCALAR, false, on_route_name, NULL, "chat"},
+    {"path", CFG_NODE_SCALAR, false, on_route_path, NULL, "/chat"},
+    {"path_prefix", CFG_NODE_SCALAR, false, on_route_path, "prefix", "/api/"},
+    {"host", CFG_NODE_SCALAR, false, on_route_host, NULL, "Example.COM"},
+    {"handler", CFG_NODE_SCALAR, false, on_route_handler, NULL, "echo"},
+    {"upstream", CFG_NODE_SCALAR, false, on_route_upstream, NULL,
+     "\"ws://127.0.0.1:9001/x\""},
+    {"upstreams", CFG_NODE_SEQUENCE, false, on_route_upstreams, NULL,
+     "[\"ws://[::1]:9000\", \"wss://u:p@svc.local\"]"},
+    {"strip_prefix", CFG_NODE_SCALAR, false, on_route_strip, NULL, "true"},
+    {"auth", CFG_NODE_SCALAR, false, on_route_auth, NULL, "none"},
+};
+
+_Static_assert(NELEMS(route_keys) <= 32, "walk_map's mask holds 32 keys");
+
+/* The checks that span a route's keys; errors sit at the route's mapping. */
+static void
+check_route(struct cfg_walk *w, const struct cfg_node *map, struct cfg_route *r,
+            struct route_walk *rw)
+{
+    bool upstream = rw->has_upstream || rw->has_upstreams;
+    const char *up_key = rw->has_upstream ? "upstream" : "upstreams";
+
+    if (rw->has_path && rw->has_prefix)
+        fail(w, map->mark, "path and path_prefix cannot be used together");
+    else if (!rw->has_path && !rw->has_prefix)
+        fail(w, map->mark, "needs path or path_prefix");
+    if (rw->has_upstream && rw->has_upstreams)
+        fail(w, map->mark, "upstream and upstreams cannot be used together");
+    if (rw->has_handler && upstream)
+        fail(w, map->mark, "handler and %s cannot be used together", up_key);
+    else if (!rw->has_handler && !upstream)
+        fail(w, map->mark, "needs handler, upstream or upstreams");
+    r->kind = upstream ? CFG_ROUTE_UPSTREAM : CFG_ROUTE_HANDLER;
+    if (rw->has_strip && r->strip_prefix) {
+        size_t old = path_key(w, "strip_prefix");
+        if (rw->has_path)
+            fail(w, rw->strip_mark, "needs path_prefix, not path");
+        else if (rw->has_handler)
+            fail(w, rw->strip_mark, "applies only to upstream routes");
+        path_pop(w, old);
+    }
+    if (r->name == NULL && !rw->has_name && r->path != NULL) {
+        r->name = strdup(r->path);
+        rw->name_mark = rw->path_mark;
+        rw->name_raw = rw->path_raw;
+        if (r->name == NULL)
+            oom(w, map->mark);
+    }
+}
+
+static void
+on_routes(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct cfg *cfg = obj;
+
+    cfg->routes = alloc_list(w, v, sizeof(*cfg->routes));
+    if (cfg->routes == NULL)
+        return;
+    w->routes = calloc(v->n, sizeof(*w->routes));
+    if (w->routes == NULL) {
+        oom(w, v->mark);
+        return;
+    }
+    cfg->nroutes = v->n;
+    for (size_t i = 0; i < v->n; i++) {
+        struct route_ctx c = {&cfg->routes[i], &w->routes[i]};
+        size_t old = path_push(w, "[%zu]", i);
+        cfg->routes[i].mark = v->items[i]->mark;
+        if (kind_ok(w, v->items[i], CFG_NODE_MAPPING)) {
+            walk_map(w, v->items[i], route_keys, NELEMS(route_keys), &c);
+            check_route(w, v->items[i], c.r, c.rw);
+        }
+        path_pop(w, old);
+    }
+}
+
+/* ---- the whole document ---- */
+
+static const struct cfg_key_def top_keys[] = {
+    {"listeners", CFG_NODE_SEQUENCE, true, on_listeners, NULL, "[{address: \":0\"}]"},
+    {"workers", CFG_NODE_SCALAR, false, on_workers, NULL, "4"},
+    {"limits", CFG_NODE_MAPPING, false, on_limits, NULL, "{max_connections: 10}"},
+    {"log", CFG_NODE_MAPPING, false, on_log, NULL, "{level: debug, format: json}"},
+    {"auth", CFG_NODE_MAPPING, false, on_auth, NULL, "{token_from: [cookie=session]}"},
+    {"routes", CFG_NODE_SEQUENCE, true, on_routes, NULL,
+     "[{path: /echo, handler: echo}]"},
+};
+
+const struct cfg_schema_table cfg_schema_tables[] = {
+    {"", top_keys, NELEMS(top_keys)},
+    {"listeners[]", listener_keys, NELEMS(listener_keys)},
+    {"listeners[].tls", tls_keys, NELEMS(tls_keys)},
+    {"limits", limits_keys, NELEMS(limits_keys)},
+    {"log", log_keys, NELEMS(log_keys)},
+    {"auth", auth_keys, NELEMS(auth_keys)},
+    {"auth.providers.*", static_provider_keys, NELEMS(static_provider_keys)},
+    {"routes[]", route_keys, NELEMS(route_keys)},
+};
+const size_t cfg_schema_ntables = NELEMS(cfg_schema_tables);
+
+/* Reports a route whose name, or whose host and path, an earlier route has. */
+static void
+check_route_unique(struct cfg_walk *w, const struct cfg *cfg, size_t i)
+{
+    const struct cfg_route *r = &cfg->routes[i];
+    const struct route_walk *rw = &w->routes[i];
+    const char *path_key_name = r->prefix ? "path_prefix" : "path";
+    char buf[SHOW_MAX + 4];
+
+    for (size_t j = 0; r->name != NULL && j < i; j++) {
+        const struct cfg_route *o = &cfg->routes[j];
+        if (o->name != NULL && strcmp(o->name, r->name) == 0) {
+            size_t old = path_key(w, rw->has_name ? "name" : path_key_name);
+            fail(w, rw->name_mark, "duplicate route name \"%s\" (also routes[%zu]%s)",
+                 show(rw->name_raw, buf), j,
+                 rw->has_name ? "" : "; the name defaults to the path");
+            path_pop(w, old);
+            return;
+        }
+        bool same_host =
+            (o->host == NULL && r->host == NULL) ||
+            (o->host != NULL && r->host != NULL && strcmp(o->host, r->host) == 0);
+        if (same_host && o->path != NULL && r->path != NULL && o->prefix == r->prefix &&
+            strcmp(o->path, r->path) == 0) {
+            size_t old = path_key(w, path_key_name);
+            fail(w, rw->path_mark, "same host and path as routes[%zu]", j);
+            path_pop(w, old);
+            return;
+        }
+    }
+}
+
+/* Route names must be unique; routes referring to providers must name one
+ * that exists. Runs after the walk: auth may follow routes in the file. */
+static void
+resolve_routes(struct cfg_walk *w, struct cfg *cfg)
+{
+    for (size_t i = 0; w->routes != NULL && i < cfg->nroutes; i++) {
+        struct cfg_route *r = &cfg->routes[i];
+        size_t old = path_push(w, "routes[%zu]", i);
+        check_route_unique(w, cfg, i);
+        for (size_t k = 0; r->auth != NULL && k < cfg->nproviders; k++)
+            if (cfg->providers[k].name != NULL &&
+                strcmp(cfg->providers[k].name, r->auth) == 0)
+                r->provider = &cfg->providers[k];
+        if (r->auth != NULL && r->provider == NULL) {
+            char buf[SHOW_MAX + 4];
+            size_t o = path_key(w, "auth");
+            fail(w, w->routes[i].auth_mark,
+                 "unknown provider \"%s\" (not under auth.providers)",
+                 show(w->routes[i].auth_raw, buf));
+            path_pop(w, o);
+        }
+        path_pop(w, old);
+    }
+}
+
+static void
+set_defaults(struct cfg *cfg)
+{
+    cfg->workers = 0;
+    cfg->limits.max_connections = 50000;
+    cfg->limits.max_request_head = 16 * KIB;
+    cfg->limits.handshake_timeout_ms = 10ULL * 1000;
+    cfg->limits.idle_timeout_ms = 10ULL * 60 * 1000;
+    cfg->limits.max_message_size = MIB;
+    cfg->log.level = CFG_LOG_INFO;
+    cfg->log.format = CFG_LOG_TEXT;
+}
+
+static int
+default_token_from(struct cfg *cfg)
+{
+    cfg->token_from = calloc(1, sizeof(*cfg->token_from));
+    if (cfg->token_from == NULL)
+        return -1;
+    cfg->token_from[0].kind = CFG_TOKEN_HEADER;
+    cfg->ntoken_from = 1;
+    return 0;
+}
+
+static int
+error_cmp(const void *pa, const void *pb)
+{
+    const struct walk_error *a = pa, *b = pb;
+    if (a->mark.line != b->mark.line)
+        return a->mark.line < b->mark.line ? -1 : 1;
+    if (a->mark.column != b->mark.column)
+        return a->mark.column < b->mark.column ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Hands the recorded errors to errs in file order; returns -1 when any. */
+static int
+flush_errors(struct cfg_walk *w, struct cfg_errors *errs)
+{
+    int rc = w->nerrs > 0 || w->lost ? -1 : 0;
+
+    if (w->nerrs > 0)
+        qsort(w->errs, w->nerrs, sizeof(*w->errs), error_cmp);
+    for (size_t i = 0; i < w->nerrs; i++)
+        cfg_errors_push(errs, w->errs[i].msg);
+    free(w->errs);
+    w->errs = NULL;
+    w->nerrs = 0;
+    return rc;
+}
+
+int
+cfg_schema_apply(const char *file, const struct cfg_node *root, cfg_getenv_fn getenv_fn,
+                 void *getenv_arg, struct cfg **out, struct cfg_errors *errs)
+{
+    struct cfg_walk w = {.file = file, .getenv_fn = getenv_fn, .getenv_arg = getenv_arg};
+    struct cfg_node empty = {.kind = CFG_NODE_MAPPING, .mark = {1, 1}};
+    struct cfg *cfg = calloc(1, sizeof(*cfg));
+
+    *out = NULL;
+    if (cfg == NULL || (cfg->file = strdup(file)) == NULL) {
+        struct cfg_mark top = {1, 1};
+        oom(&w, top);
+        cfg_free(cfg);
+        return flush_errors(&w, errs);
+    }
+    w.cfg = cfg;
+    set_defaults(cfg);
+    if (root == NULL)
+        root = &empty;
+    if (kind_ok(&w, root, CFG_NODE_MAPPING))
+        walk_map(&w, root, top_keys, NELEMS(top_keys), cfg);
+    resolve_routes(&w, cfg);
+    if (cfg->token_from == NULL && default_token_from(cfg) != 0)
+        oom(&w, root->mark);
+    free(w.routes);
+    if (flush_errors(&w, errs) != 0) {
+        cfg_free(cfg);
+        return -1;
+    }
+    *out = cfg;
+    return 0;
+}

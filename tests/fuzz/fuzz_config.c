@@ -1,4 +1,67 @@
+/* fuzz_config: feeds arbitrary bytes to the config loader and the unit parsers, freeing
+ * everything. */
 #include <stddef.h>
 #include <stdint.h>
-int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
-int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A fixed environment, so that runs are reproducible. */
+static const char *
+fake_getenv(const char *name, void *arg)
+{
+    static const char *const env[][2] = {
+        {"WSGATE_TOKEN", "tok"},
+        {"PORT", "9000"},
+        {"EMPTY", ""},
+    };
+    for (size_t i = 0; i < sizeof(env) / sizeof(env[0]); i++)
+        if (strcmp(env[i][0], name) == 0)
+            return env[i][1];
+    return NULL;
+}
+
+/* The unit parsers take NUL-terminated strings: try the input as one. */
+static void
+fuzz_units(const uint8_t *data, size_t size)
+{
+    char *s = malloc(size + 1);
+    struct gw_err err;
+    uint64_t v;
+    char *out = NULL, *host = NULL;
+    uint16_t port;
+
+    if (s == NULL)
+        return;
+    memcpy(s, data, size);
+    s[size] = '\0';
+    cfg_parse_size(s, &v, &err);
+    cfg_parse_duration(s, &v, &err);
+    if (cfg_parse_address(s, &host, &port, &err) == 0)
+        free(host);
+    if (cfg_expand_env(s, fake_getenv, NULL, &out, &err) == 0)
+        free(out);
+    cfg_handler_known(s);
+    free(s);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct cfg *cfg = NULL;
+    struct cfg_errors errs = {0};
+    int rc = cfg_load_string("fuzz.yaml", (const char *)data, size, fake_getenv, NULL,
+                             &cfg, &errs);
+
+    /* The contract: a configuration and no errors, or errors and none. */
+    if ((rc == 0) != (cfg != NULL) || (rc == 0) != (errs.count == 0))
+        abort();
+    cfg_free(cfg);
+    cfg_errors_free(&errs);
+    if (size < 512)
+        fuzz_units(data, size);
+    return 0;
+}
