@@ -60,7 +60,7 @@ size_t http1_header_count(const struct http1_request *req, const char *name);
 bool http1_token_list_contains(const char *value, size_t len, const char *token);
 
 /* Iterates a comma-separated list: starting at *pos within value[0..len),
- * stores the next non-empty trimmed element in *elem/*elem_len, advances
+ * stores the next non-empty trimmed element in *elem and *elem_len, advances
  * *pos, and returns true; returns false when no element is left. */
 bool http1_list_next(const char *value, size_t len, size_t *pos, const char **elem,
                      size_t *elem_len);
