@@ -1,1 +1,114 @@
-/* placeholder: auth/auth.c */ typedef int wsgate_placeholder_auth;
+/* auth: the provider registry, dispatch to providers, secret comparison. */
+#include "auth/auth.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth_internal.h"
+
+struct auth_provider {
+    const struct auth_provider_ops *ops;
+    void *state;
+    char *name;
+};
+
+const struct auth_provider_ops *const auth_provider_types[] = {
+    &auth_static_ops,
+    NULL,
+};
+
+/* The configuration's provider types, spelled as their ops tables name them. */
+static const char *const auth_type_names[] = {
+    [CFG_PROVIDER_STATIC] = "static",
+};
+
+static const struct auth_provider_ops *
+auth_find_ops(enum cfg_provider_type type)
+{
+    if ((size_t)type >= sizeof(auth_type_names) / sizeof(auth_type_names[0]) ||
+        auth_type_names[type] == NULL)
+        return NULL;
+    for (size_t i = 0; auth_provider_types[i] != NULL; i++) {
+        if (strcmp(auth_provider_types[i]->type, auth_type_names[type]) == 0)
+            return auth_provider_types[i];
+    }
+    return NULL;
+}
+
+struct auth_provider *
+auth_provider_new(const struct cfg_provider *cfg, struct event_base *base,
+                  struct gw_err *err)
+{
+    const char *name = cfg->name != NULL ? cfg->name : "";
+    const struct auth_provider_ops *ops = auth_find_ops(cfg->type);
+    if (ops == NULL) {
+        gw_err_set(err, "auth.providers.%s: unknown provider type %d", name,
+                   (int)cfg->type);
+        return NULL;
+    }
+
+    struct auth_provider *p = calloc(1, sizeof(*p));
+    if (p == NULL || (p->name = strdup(name)) == NULL) {
+        free(p);
+        gw_err_set(err, "out of memory");
+        return NULL;
+    }
+    p->ops = ops;
+    if (ops->create(cfg, base, &p->state, err) != 0) {
+        free(p->name);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void
+auth_provider_free(struct auth_provider *p)
+{
+    if (p == NULL)
+        return;
+    p->ops->destroy(p->state);
+    free(p->name);
+    free(p);
+}
+
+const char *
+auth_provider_name(const struct auth_provider *p)
+{
+    return p->name;
+}
+
+int
+auth_start(struct auth_provider *p, const struct auth_request *req, auth_done_fn done,
+           void *arg, struct auth_check **pending)
+{
+    /* A provider that answers synchronously never sets it. */
+    *pending = NULL;
+    return p->ops->start(p->state, req, done, arg, pending);
+}
+
+void
+auth_cancel(struct auth_provider *p, struct auth_check *check)
+{
+    if (check != NULL)
+        p->ops->cancel(p->state, check);
+}
+
+int
+auth_secret_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+    /* Comparing fixed-size digests takes the same time wherever the inputs
+     * differ and whatever their lengths; only the hashing time depends on
+     * the lengths, never on the content. */
+    unsigned char da[SHA256_DIGEST_LENGTH];
+    unsigned char db[SHA256_DIGEST_LENGTH];
+    int ok = EVP_Digest(a, alen, da, NULL, EVP_sha256(), NULL) == 1 &&
+             EVP_Digest(b, blen, db, NULL, EVP_sha256(), NULL) == 1;
+    int equal = ok && CRYPTO_memcmp(da, db, sizeof(da)) == 0 && alen == blen;
+    OPENSSL_cleanse(da, sizeof(da));
+    OPENSSL_cleanse(db, sizeof(db));
+    return equal;
+}
