@@ -1,1 +1,597 @@
-/* placeholder: gateway/conn.c */ typedef int wsgate_placeholder_conn;
+/* conn: one client connection's state machine, from accept to its one free. */
+#include "gateway/conn.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "auth/auth.h"
+#include "gateway/handler.h"
+#include "gateway/http1_parse.h"
+#include "gateway/log.h"
+#include "gateway/response.h"
+#include "gateway/router.h"
+#include "gateway/snapshot.h"
+#include "gateway/ws_endpoint.h"
+#include "gateway/ws_handshake.h"
+
+/* How long a rejected client gets to read its response and hang up. */
+#define GW_LINGER_MS 2000
+/* How much a rejected client may still send before we stop listening. */
+#define GW_LINGER_BYTES (64 * 1024)
+/* How long the endpoint waits for a peer's close frame. */
+#define GW_CLOSE_TIMEOUT_MS 5000
+
+enum gw_conn_state {
+    GW_CONN_HEAD = 1, /* reading the request head; timer: handshake_timeout */
+    GW_CONN_AUTH,     /* head valid, provider deciding; same timer */
+    GW_CONN_WS,       /* upgraded: the endpoint owns the protocol */
+    GW_CONN_REJECT,   /* error response queued; flush, then linger */
+    GW_CONN_CLOSED,   /* on the reap list; freed after this callback */
+};
+
+/* What a complete head leaves behind until the upgrade: a private copy of the
+ * head (the views below point into it) and the credential. */
+struct conn_hs {
+    char *head;
+    struct http1_request req;
+    struct ws_handshake hs;
+    struct token_header th[HTTP1_MAX_HEADERS];
+    struct token_found cred;
+};
+
+struct gw_conn {
+    struct gw_conn *next, *prev; /* ctx->conns, or ctx->reap once closed */
+    struct gw_ctx *ctx;
+    struct bufferevent *bev;
+    struct gw_wsnap *wsnap;      /* the configuration this conn started with */
+    enum gw_conn_state state;
+    bool admitted;               /* counted in shared->nconns */
+    bool tls;
+    bool lingering;              /* response flushed, write side shut */
+    uint64_t id;
+    struct event *timer;         /* head deadline, then linger; NULL once upgraded */
+    struct conn_hs *hs;
+    size_t last_len;             /* head bytes parsed by the last -2 */
+    size_t discarded;            /* bytes dropped while lingering */
+    const struct cfg_route *route;
+    struct auth_provider *provider;
+    struct auth_check *auth_pending;
+    struct gw_ws *ws;
+    char peer[INET6_ADDRSTRLEN];
+};
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short events, void *arg);
+
+static const struct cfg_limits *
+conn_limits(const struct gw_conn *c)
+{
+    return &c->wsnap->snap->cfg->limits;
+}
+
+static void
+list_remove(struct gw_conn **head, struct gw_conn *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        *head = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+}
+
+static void
+list_push(struct gw_conn **head, struct gw_conn *c)
+{
+    c->prev = NULL;
+    c->next = *head;
+    if (*head != NULL)
+        (*head)->prev = c;
+    *head = c;
+}
+
+static void
+hs_free(struct gw_conn *c)
+{
+    if (c->hs == NULL)
+        return;
+    free(c->hs->head);
+    /* The credential may be a secret: do not leave it in freed memory. */
+    OPENSSL_cleanse(&c->hs->cred, sizeof(c->hs->cred));
+    free(c->hs);
+    c->hs = NULL;
+}
+
+/* The one place a connection is freed; reached only through the reaper. */
+static void
+conn_free(struct gw_conn *c)
+{
+    struct gw_ctx *ctx = c->ctx;
+    if (c->auth_pending != NULL)
+        auth_cancel(c->provider, c->auth_pending);
+    gw_ws_free(c->ws);
+    if (c->timer != NULL)
+        event_free(c->timer);
+    hs_free(c);
+    bufferevent_free(c->bev);
+    if (c->admitted)
+        atomic_fetch_sub(&ctx->shared->nconns, 1);
+    gw_wsnap_unref(c->wsnap);
+    ctx->nconns--;
+    free(c);
+}
+
+static void
+reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_ctx *ctx = arg;
+    while (ctx->reap != NULL) {
+        struct gw_conn *c = ctx->reap;
+        list_remove(&ctx->reap, c);
+        conn_free(c);
+    }
+    if (ctx->draining && ctx->nconns == 0 && ctx->on_empty != NULL)
+        ctx->on_empty(ctx);
+}
+
+/* Idempotent close: the connection is freed by the reaper once the current
+ * callback has unwound, so callers just return afterwards. */
+static void
+conn_close(struct gw_conn *c)
+{
+    if (c->state == GW_CONN_CLOSED)
+        return;
+    c->state = GW_CONN_CLOSED;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    if (c->auth_pending != NULL) {
+        auth_cancel(c->provider, c->auth_pending);
+        c->auth_pending = NULL;
+    }
+    list_remove(&c->ctx->conns, c);
+    list_push(&c->ctx->reap, c);
+    event_active(c->ctx->ev_reap, EV_TIMEOUT, 0);
+}
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg);
+
+static void
+arm_timer(struct gw_conn *c, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    event_add(c->timer, &tv);
+}
+
+static void
+log_reject(struct gw_conn *c, int status, const char *reason)
+{
+    char path[512] = "-";
+    if (c->hs != NULL && c->hs->hs.path != NULL)
+        gw_log_quote(path, sizeof(path), c->hs->hs.path, c->hs->hs.path_len);
+    GW_LOG_INFO("reject", "status=%d reason=\"%s\" path=\"%s\" route=%s peer=%s conn=%llu",
+                status, reason, path, c->route ? c->route->name : "-", c->peer,
+                (unsigned long long)c->id);
+}
+
+/* Answers with an error status and closes after it is flushed. A peer's
+ * mistake, not ours: logged at info. */
+static void
+reject(struct gw_conn *c, int status, const char *reason,
+       const struct gw_response_extra *extra)
+{
+    log_reject(c, status, reason);
+    if (c->auth_pending != NULL) {
+        auth_cancel(c->provider, c->auth_pending);
+        c->auth_pending = NULL;
+    }
+    c->state = GW_CONN_REJECT;
+    hs_free(c);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (gw_response_error(out, status, reason, extra) != 0) {
+        conn_close(c);
+        return;
+    }
+    /* Keep reading (and dropping) so that unread bytes cannot make the
+     * kernel reset the connection before the client has the response. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    arm_timer(c, GW_LINGER_MS);
+}
+
+/* The response is out: shut our side and wait briefly for the client's. */
+static void
+start_linger(struct gw_conn *c)
+{
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (c->tls || fd < 0 || shutdown(fd, SHUT_WR) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->lingering = true;
+    arm_timer(c, GW_LINGER_MS);
+}
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_conn *c = arg;
+    switch (c->state) {
+    case GW_CONN_HEAD:
+    case GW_CONN_AUTH:
+        reject(c, 408, "request head or authentication took too long", NULL);
+        return;
+    case GW_CONN_REJECT:
+    case GW_CONN_WS:
+    case GW_CONN_CLOSED:
+        conn_close(c);
+        return;
+    }
+}
+
+static void
+ws_finished(void *owner)
+{
+    conn_close(owner);
+}
+
+static void
+upgrade(struct gw_conn *c, const char *subject)
+{
+    const struct gw_handler *h = gw_handler_find(c->route->handler);
+    const struct cfg_limits *lim = conn_limits(c);
+    struct gw_ws_env env = {
+        .max_message_size = lim->max_message_size,
+        .idle_timeout_ms = lim->idle_timeout_ms,
+        .close_timeout_ms = GW_CLOSE_TIMEOUT_MS,
+        .finished = ws_finished,
+        .owner = c,
+    };
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (h == NULL || (c->ws = gw_ws_new(c->bev, h, &env, subject)) == NULL ||
+        gw_response_upgrade(out, c->hs->hs.key, c->hs->hs.key_len) != 0) {
+        reject(c, 500, "cannot start the WebSocket handler", NULL);
+        return;
+    }
+    char path[512];
+    gw_log_quote(path, sizeof(path), c->hs->hs.path, c->hs->hs.path_len);
+    GW_LOG_INFO("upgrade", "status=101 path=\"%s\" route=%s peer=%s conn=%llu", path,
+                c->route->name, c->peer, (unsigned long long)c->id);
+    event_free(c->timer);
+    c->timer = NULL;
+    hs_free(c);
+    c->state = GW_CONN_WS;
+    gw_ws_start(c->ws);
+}
+
+static void
+auth_done(void *arg, const struct auth_result *res)
+{
+    struct gw_conn *c = arg;
+    c->auth_pending = NULL;
+    if (c->state != GW_CONN_AUTH)
+        return;
+    char challenge[256];
+    struct gw_response_extra extra = {.www_authenticate = challenge};
+    switch (res->verdict) {
+    case AUTH_ALLOW:
+        upgrade(c, res->subject);
+        return;
+    case AUTH_FORBID:
+        reject(c, 403, res->reason ? res->reason : "forbidden", NULL);
+        return;
+    case AUTH_UNAVAILABLE:
+        extra.retry_after = 1;
+        reject(c, 503, res->reason ? res->reason : "authentication unavailable", &extra);
+        return;
+    case AUTH_DENY:
+        break;
+    }
+    /* RFC 6750 §3: an error code only when a credential was presented. */
+    if (res->error != NULL)
+        snprintf(challenge, sizeof(challenge), "Bearer realm=\"wsgate\", error=\"%s\"",
+                 res->error);
+    else
+        snprintf(challenge, sizeof(challenge), "Bearer realm=\"wsgate\"");
+    reject(c, 401, res->reason ? res->reason : "unauthorized", &extra);
+}
+
+static void
+authenticate(struct gw_conn *c)
+{
+    struct conn_hs *hs = c->hs;
+    const struct cfg *cfg = c->wsnap->snap->cfg;
+    for (size_t i = 0; i < hs->req.num_headers; i++) {
+        const struct http1_header *h = &hs->req.headers[i];
+        hs->th[i] = (struct token_header){h->name, h->name_len, h->value, h->value_len};
+    }
+    struct token_input in = {hs->th, hs->req.num_headers, hs->hs.query, hs->hs.query_len};
+    enum token_status ts = token_extract(&in, cfg->token_from, cfg->ntoken_from, &hs->cred);
+    if (ts == TOKEN_MALFORMED) {
+        struct auth_result bad = {.verdict = AUTH_DENY, .error = "invalid_request",
+                                  .reason = "malformed credentials"};
+        c->state = GW_CONN_AUTH;
+        auth_done(c, &bad);
+        return;
+    }
+    if (ts == TOKEN_NONE)
+        hs->cred.kind = 0;
+    struct auth_request req = {
+        .method = hs->req.method, .method_len = hs->req.method_len,
+        .path = hs->hs.path, .path_len = hs->hs.path_len,
+        .host = hs->hs.host, .host_len = hs->hs.host_len,
+        .peer = c->peer, .credential = &hs->cred,
+        .headers = hs->th, .nheaders = hs->req.num_headers,
+    };
+    c->provider = gw_wsnap_provider(c->wsnap, c->route->provider);
+    c->state = GW_CONN_AUTH;
+    /* auth_done may run before auth_start returns (a synchronous provider);
+     * then auth_pending stays NULL and the state has moved on. */
+    struct auth_check *pending = NULL;
+    if (auth_start(c->provider, &req, auth_done, c, &pending) != 0) {
+        struct gw_response_extra extra = {.retry_after = 1};
+        reject(c, 503, "cannot start authentication", &extra);
+        return;
+    }
+    if (pending != NULL && c->state == GW_CONN_AUTH)
+        c->auth_pending = pending;
+}
+
+/* A complete head of head_len bytes is at the front of the input. */
+static void
+on_head(struct gw_conn *c, const char *buf, size_t head_len)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct conn_hs *hs = calloc(1, sizeof(*hs));
+    if (hs == NULL || (hs->head = malloc(head_len)) == NULL) {
+        free(hs);
+        reject(c, 503, "out of memory", NULL);
+        return;
+    }
+    c->hs = hs;
+    memcpy(hs->head, buf, head_len);
+    evbuffer_drain(in, head_len);
+    /* Re-parse the private copy so every view points into memory we own;
+     * it cannot fail differently from the parse that found the head. */
+    struct http1_error perr;
+    http1_parse_request(hs->head, head_len, 0, &hs->req, &perr);
+    struct ws_hs_error herr;
+    if (ws_handshake_target(&hs->req, &hs->hs, &herr) != 0) {
+        reject(c, herr.status, herr.reason, NULL);
+        return;
+    }
+    c->route = router_match(c->wsnap->snap->router, hs->hs.host, hs->hs.host_len,
+                            hs->hs.path, hs->hs.path_len);
+    if (c->route == NULL) {
+        reject(c, 404, "no route for this path", NULL);
+        return;
+    }
+    if (ws_handshake_validate(&hs->req, &hs->hs, &herr) != 0) {
+        reject(c, herr.status, herr.reason, NULL);
+        return;
+    }
+    if (c->route->kind == CFG_ROUTE_UPSTREAM) {
+        reject(c, 502, "upstream proxying is not available in this build", NULL);
+        return;
+    }
+    if (c->route->provider != NULL) {
+        authenticate(c);
+        return;
+    }
+    upgrade(c, NULL);
+}
+
+static void
+read_head(struct gw_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t max = (size_t)conn_limits(c)->max_request_head;
+    size_t len = evbuffer_get_length(in);
+    size_t n = len < max ? len : max;
+    const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+    struct http1_request req;
+    struct http1_error err;
+    int r = http1_parse_request(buf, n, c->last_len, &req, &err);
+    if (r == -2) {
+        if (n >= max)
+            reject(c, 431, "request head too large", NULL);
+        else
+            c->last_len = n;
+        return;
+    }
+    if (r < 0) {
+        reject(c, err.status, err.reason, NULL);
+        return;
+    }
+    on_head(c, buf, (size_t)r);
+}
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct gw_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    switch (c->state) {
+    case GW_CONN_HEAD:
+        read_head(c);
+        return;
+    case GW_CONN_AUTH:
+        /* A client may not send frames before the 101; they wait, bounded
+         * by the read watermark, and are processed after the upgrade. */
+        return;
+    case GW_CONN_WS:
+        gw_ws_on_read(c->ws);
+        return;
+    case GW_CONN_REJECT:
+        c->discarded += evbuffer_get_length(in);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        if (c->discarded > GW_LINGER_BYTES)
+            conn_close(c);
+        return;
+    case GW_CONN_CLOSED:
+        return;
+    }
+}
+
+static void
+conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct gw_conn *c = arg;
+    if (c->state == GW_CONN_WS) {
+        gw_ws_on_write(c->ws);
+        return;
+    }
+    if (c->state != GW_CONN_REJECT || evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+        return;
+    if (c->lingering) /* the client hung up already */
+        conn_close(c);
+    else
+        start_linger(c);
+}
+
+static void
+conn_event_cb(struct bufferevent *bev, short events, void *arg)
+{
+    struct gw_conn *c = arg;
+    if (c->state == GW_CONN_WS) {
+        if (events & BEV_EVENT_TIMEOUT)
+            gw_ws_on_timeout(c->ws);
+        else
+            gw_ws_on_eof(c->ws);
+        return;
+    }
+    /* A client that shut its side may still read our response. */
+    if (c->state == GW_CONN_REJECT && events == (BEV_EVENT_EOF | BEV_EVENT_READING) &&
+        !c->lingering && evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+        c->lingering = true; /* nothing more to wait for once flushed */
+        return;
+    }
+    /* EOF, error or timeout before the upgrade: nobody is left to answer. */
+    if (c->state == GW_CONN_HEAD && evbuffer_get_length(bufferevent_get_input(bev)) > 0 &&
+        (events & BEV_EVENT_EOF))
+        GW_LOG_DEBUG("client_gone", "state=head peer=%s conn=%llu", c->peer,
+                     (unsigned long long)c->id);
+    conn_close(c);
+}
+
+static void
+peer_text(const struct sockaddr *sa, char out[INET6_ADDRSTRLEN])
+{
+    const void *a = NULL;
+    if (sa != NULL && sa->sa_family == AF_INET)
+        a = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    else if (sa != NULL && sa->sa_family == AF_INET6)
+        a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    if (a == NULL || inet_ntop(sa->sa_family, a, out, INET6_ADDRSTRLEN) == NULL)
+        strcpy(out, "-");
+}
+
+int
+gw_conn_accept(struct gw_ctx *ctx, struct bufferevent *bev, const struct sockaddr *addr,
+               bool tls)
+{
+    struct gw_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->timer = event_new(ctx->base, -1, 0, timer_cb, c)) == NULL) {
+        free(c);
+        bufferevent_free(bev);
+        return -1;
+    }
+    c->ctx = ctx;
+    c->bev = bev;
+    c->tls = tls;
+    c->id = ++ctx->next_id;
+    c->wsnap = ctx->wsnap;
+    gw_wsnap_ref(c->wsnap);
+    peer_text(addr, c->peer);
+    c->state = GW_CONN_HEAD;
+    list_push(&ctx->conns, c);
+    ctx->nconns++;
+    bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+
+    const struct cfg_limits *lim = conn_limits(c);
+    unsigned long prev = atomic_fetch_add(&ctx->shared->nconns, 1);
+    c->admitted = true;
+    if (ctx->draining || prev >= lim->max_connections) {
+        atomic_fetch_sub(&ctx->shared->nconns, 1);
+        c->admitted = false;
+        struct gw_response_extra extra = {.retry_after = ctx->draining ? 5 : 1};
+        reject(c, 503, ctx->draining ? "shutting down" : "too many connections", &extra);
+        return 0;
+    }
+    /* Bound what a client can make us hold before its head is complete. */
+    bufferevent_setwatermark(bev, EV_READ, 0, (size_t)lim->max_request_head);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    arm_timer(c, lim->handshake_timeout_ms);
+    return 0;
+}
+
+void
+gw_ctx_drain(struct gw_ctx *ctx)
+{
+    ctx->draining = true;
+    struct gw_conn *next;
+    for (struct gw_conn *c = ctx->conns; c != NULL; c = next) {
+        next = c->next;
+        struct gw_response_extra extra = {.retry_after = 5};
+        switch (c->state) {
+        case GW_CONN_HEAD:
+            if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+                conn_close(c);
+            else
+                reject(c, 503, "shutting down", &extra);
+            break;
+        case GW_CONN_AUTH:
+            reject(c, 503, "shutting down", &extra);
+            break;
+        case GW_CONN_WS:
+            gw_ws_close(c->ws, WS_CLOSE_GOING_AWAY, "server shutting down");
+            break;
+        case GW_CONN_REJECT:
+        case GW_CONN_CLOSED:
+            break;
+        }
+    }
+    /* Let the reaper report emptiness even when nothing was open. */
+    event_active(ctx->ev_reap, EV_TIMEOUT, 0);
+}
+
+int
+gw_ctx_init(struct gw_ctx *ctx, struct event_base *base, struct gw_shared *shared,
+            unsigned worker_id)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->base = base;
+    ctx->shared = shared;
+    ctx->worker_id = worker_id;
+    ctx->ev_reap = event_new(base, -1, 0, reap_cb, ctx);
+    return ctx->ev_reap == NULL ? -1 : 0;
+}
+
+void
+gw_ctx_cleanup(struct gw_ctx *ctx)
+{
+    while (ctx->conns != NULL) {
+        struct gw_conn *c = ctx->conns;
+        list_remove(&ctx->conns, c);
+        conn_free(c);
+    }
+    while (ctx->reap != NULL) {
+        struct gw_conn *c = ctx->reap;
+        list_remove(&ctx->reap, c);
+        conn_free(c);
+    }
+    if (ctx->ev_reap != NULL)
+        event_free(ctx->ev_reap);
+    ctx->ev_reap = NULL;
+    gw_wsnap_unref(ctx->wsnap);
+    ctx->wsnap = NULL;
+}

@@ -1,0 +1,47 @@
+/* ws_endpoint: the server side of an RFC 6455 connection, driving a handler. */
+#ifndef WSGATE_WS_ENDPOINT_H
+#define WSGATE_WS_ENDPOINT_H
+
+#include <stdint.h>
+
+#include "gateway/handler.h"
+
+struct bufferevent;
+
+/* What the endpoint needs from the connection that owns it. */
+struct gw_ws_env {
+    uint64_t max_message_size; /* a bigger message is closed with 1009 */
+    uint64_t idle_timeout_ms;  /* nothing read (or nothing written while the
+                                  peer's output is full) for this long: close */
+    uint64_t close_timeout_ms; /* wait this long for the peer's close frame */
+    /* Called once when the endpoint is finished and the TCP connection should
+     * be closed; may be called from inside any gw_ws_on_* function, so the
+     * owner must defer freeing (and must not call back into the endpoint
+     * except gw_ws_free). */
+    void (*finished)(void *owner);
+    void *owner;
+};
+
+/* Creates an endpoint over bev, which stays owned by the caller (who routes
+ * its callbacks to gw_ws_on_read, _on_write, _on_timeout and _on_eof). Copies env and
+ * subject. Returns NULL when out of memory. */
+struct gw_ws *gw_ws_new(struct bufferevent *bev, const struct gw_handler *handler,
+                        const struct gw_ws_env *env, const char *subject);
+
+/* Calls the handler's on_open, sets the endpoint's timeouts on bev, and
+ * processes any frames already in bev's input (bytes that arrived with the
+ * request head). May call env->finished. */
+void gw_ws_start(struct gw_ws *ws);
+
+/* bev's input has data / its output drained below the low mark / a read or
+ * write timeout fired / the peer closed or the socket failed. */
+void gw_ws_on_read(struct gw_ws *ws);
+void gw_ws_on_write(struct gw_ws *ws);
+void gw_ws_on_timeout(struct gw_ws *ws);
+void gw_ws_on_eof(struct gw_ws *ws);
+
+/* Frees the endpoint; calls the handler's on_close with 1006 if it has not
+ * been called. Does not touch bev beyond what was queued. */
+void gw_ws_free(struct gw_ws *ws);
+
+#endif
