@@ -5,7 +5,9 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/bufferevent_ssl.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -458,10 +460,34 @@ conn_write_cb(struct bufferevent *bev, void *arg)
         start_linger(c);
 }
 
+/* Drains the connection's OpenSSL errors into one log line: a client's
+ * failed handshake is its problem, logged at info. */
+static void
+log_tls_error(struct gw_conn *c)
+{
+    char msg[512];
+    size_t o = 0;
+    unsigned long e;
+    msg[0] = '\0';
+    while ((e = bufferevent_get_openssl_error(c->bev)) != 0 && o + 2 < sizeof(msg)) {
+        if (o > 0)
+            msg[o++] = ';';
+        ERR_error_string_n(e, msg + o, sizeof(msg) - o);
+        o += strlen(msg + o);
+    }
+    char q[600];
+    GW_LOG_INFO("tls_error", "error=\"%s\" peer=%s conn=%llu",
+                gw_log_quote(q, sizeof(q), msg, o), c->peer, (unsigned long long)c->id);
+}
+
 static void
 conn_event_cb(struct bufferevent *bev, short events, void *arg)
 {
     struct gw_conn *c = arg;
+    if (events & BEV_EVENT_CONNECTED)
+        return; /* a TLS handshake finished; the head comes next */
+    if ((events & BEV_EVENT_ERROR) && c->tls)
+        log_tls_error(c);
     if (c->state == GW_CONN_WS) {
         if (events & BEV_EVENT_TIMEOUT)
             gw_ws_on_timeout(c->ws);
