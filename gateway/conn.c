@@ -23,10 +23,14 @@
 #include "gateway/ws_endpoint.h"
 #include "gateway/ws_handshake.h"
 
-/* How long a rejected client gets to read its response and hang up. */
+/* Lingering close (as nginx's lingering_close): after the last bytes we
+ * read and drop what the peer still sends, so that our close cannot reset
+ * the connection before it has read them. The peer gets GW_LINGER_MS of
+ * silence at most, GW_LINGER_TOTAL_MS in all, and GW_LINGER_BYTES (one
+ * oversized message on its way, typically). */
 #define GW_LINGER_MS 2000
-/* How much a rejected client may still send before we stop listening. */
-#define GW_LINGER_BYTES (64 * 1024)
+#define GW_LINGER_TOTAL_MS 5000
+#define GW_LINGER_BYTES (16 * 1024 * 1024)
 /* How long the endpoint waits for a peer's close frame. */
 #define GW_CLOSE_TIMEOUT_MS 5000
 
@@ -34,7 +38,8 @@ enum gw_conn_state {
     GW_CONN_HEAD = 1, /* reading the request head; timer: handshake_timeout */
     GW_CONN_AUTH,     /* head valid, provider deciding; same timer */
     GW_CONN_WS,       /* upgraded: the endpoint owns the protocol */
-    GW_CONN_REJECT,   /* error response queued; flush, then linger */
+    GW_CONN_CLOSING,  /* last bytes queued (an error response or a close
+                         frame): flush, half-close, drain until the peer's FIN */
     GW_CONN_CLOSED,   /* on the reap list; freed after this callback */
 };
 
@@ -56,7 +61,8 @@ struct gw_conn {
     enum gw_conn_state state;
     bool admitted;               /* counted in shared->nconns */
     bool tls;
-    bool lingering;              /* response flushed, write side shut */
+    bool shut_wr;                /* last bytes flushed, our write side shut */
+    bool peer_eof;               /* the peer shut its side while we flushed */
     uint64_t id;
     struct event *timer;         /* head deadline, then linger; NULL once upgraded */
     struct conn_hs *hs;
@@ -184,6 +190,39 @@ log_reject(struct gw_conn *c, int status, const char *reason)
                 (unsigned long long)c->id);
 }
 
+/* The response is out: shut our side and wait briefly for the client's. */
+static void
+start_linger(struct gw_conn *c)
+{
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (c->tls || fd < 0 || shutdown(fd, SHUT_WR) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->shut_wr = true;
+}
+
+/* The last bytes are queued: flush them, then linger. Keep reading (and
+ * dropping) so that unread bytes cannot make the kernel reset the
+ * connection before the peer has what we sent. */
+static void
+enter_closing(struct gw_conn *c)
+{
+    static const struct timeval linger = {GW_LINGER_MS / 1000, (GW_LINGER_MS % 1000) * 1000};
+    c->state = GW_CONN_CLOSING;
+    if (c->timer == NULL && (c->timer = event_new(c->ctx->base, -1, 0, timer_cb, c)) == NULL) {
+        conn_close(c);
+        return;
+    }
+    arm_timer(c, GW_LINGER_TOTAL_MS);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_set_timeouts(c->bev, &linger, &linger);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        start_linger(c);
+}
+
 /* Answers with an error status and closes after it is flushed. A peer's
  * mistake, not ours: logged at info. */
 static void
@@ -195,32 +234,12 @@ reject(struct gw_conn *c, int status, const char *reason,
         auth_cancel(c->provider, c->auth_pending);
         c->auth_pending = NULL;
     }
-    c->state = GW_CONN_REJECT;
     hs_free(c);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (gw_response_error(out, status, reason, extra) != 0) {
+    if (gw_response_error(bufferevent_get_output(c->bev), status, reason, extra) != 0) {
         conn_close(c);
         return;
     }
-    /* Keep reading (and dropping) so that unread bytes cannot make the
-     * kernel reset the connection before the client has the response. */
-    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    arm_timer(c, GW_LINGER_MS);
-}
-
-/* The response is out: shut our side and wait briefly for the client's. */
-static void
-start_linger(struct gw_conn *c)
-{
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
-    if (c->tls || fd < 0 || shutdown(fd, SHUT_WR) != 0) {
-        conn_close(c);
-        return;
-    }
-    c->lingering = true;
-    arm_timer(c, GW_LINGER_MS);
+    enter_closing(c);
 }
 
 static void
@@ -232,7 +251,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
     case GW_CONN_AUTH:
         reject(c, 408, "request head or authentication took too long", NULL);
         return;
-    case GW_CONN_REJECT:
+    case GW_CONN_CLOSING:
     case GW_CONN_WS:
     case GW_CONN_CLOSED:
         conn_close(c);
@@ -241,9 +260,12 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-ws_finished(void *owner)
+ws_finished(void *owner, bool graceful)
 {
-    conn_close(owner);
+    if (graceful)
+        enter_closing(owner);
+    else
+        conn_close(owner);
 }
 
 static void
@@ -433,7 +455,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
     case GW_CONN_WS:
         gw_ws_on_read(c->ws);
         return;
-    case GW_CONN_REJECT:
+    case GW_CONN_CLOSING:
         c->discarded += evbuffer_get_length(in);
         evbuffer_drain(in, evbuffer_get_length(in));
         if (c->discarded > GW_LINGER_BYTES)
@@ -452,9 +474,10 @@ conn_write_cb(struct bufferevent *bev, void *arg)
         gw_ws_on_write(c->ws);
         return;
     }
-    if (c->state != GW_CONN_REJECT || evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+    if (c->state != GW_CONN_CLOSING || c->shut_wr ||
+        evbuffer_get_length(bufferevent_get_output(bev)) > 0)
         return;
-    if (c->lingering) /* the client hung up already */
+    if (c->peer_eof) /* nothing left to wait for */
         conn_close(c);
     else
         start_linger(c);
@@ -496,9 +519,9 @@ conn_event_cb(struct bufferevent *bev, short events, void *arg)
         return;
     }
     /* A client that shut its side may still read our response. */
-    if (c->state == GW_CONN_REJECT && events == (BEV_EVENT_EOF | BEV_EVENT_READING) &&
-        !c->lingering && evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
-        c->lingering = true; /* nothing more to wait for once flushed */
+    if (c->state == GW_CONN_CLOSING && events == (BEV_EVENT_EOF | BEV_EVENT_READING) &&
+        !c->shut_wr && evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+        c->peer_eof = true; /* close once flushed */
         return;
     }
     /* EOF, error or timeout before the upgrade: nobody is left to answer. */
@@ -581,7 +604,7 @@ gw_ctx_drain(struct gw_ctx *ctx)
         case GW_CONN_WS:
             gw_ws_close(c->ws, WS_CLOSE_GOING_AWAY, "server shutting down");
             break;
-        case GW_CONN_REJECT:
+        case GW_CONN_CLOSING:
         case GW_CONN_CLOSED:
             break;
         }

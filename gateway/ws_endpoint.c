@@ -60,15 +60,17 @@ notify_close(struct gw_ws *ws, uint16_t code, const uint8_t *reason, size_t len)
         ws->handler->on_close(ws, code, reason, len);
 }
 
+/* graceful: everything queued was flushed, so the owner may half-close and
+ * wait for the peer's FIN rather than reset a peer that is still sending. */
 static void
-finish(struct gw_ws *ws)
+finish(struct gw_ws *ws, bool graceful)
 {
     if (ws->state == WS_ST_DONE)
         return;
     ws->state = WS_ST_DONE;
     notify_close(ws, WS_CLOSE_ABNORMAL, NULL, 0);
     bufferevent_disable(ws->bev, EV_READ);
-    ws->env.finished(ws->env.owner);
+    ws->env.finished(ws->env.owner, graceful);
 }
 
 static int
@@ -89,7 +91,7 @@ flush_then_finish(struct gw_ws *ws)
     ws->state = WS_ST_FLUSH_CLOSE;
     bufferevent_disable(ws->bev, EV_READ);
     if (evbuffer_get_length(bufferevent_get_output(ws->bev)) == 0) {
-        finish(ws);
+        finish(ws, true);
         return;
     }
     bufferevent_setwatermark(ws->bev, EV_WRITE, 0, 0);
@@ -231,9 +233,11 @@ on_data(struct gw_ws *ws, const struct ws_frame_header *h, struct evbuffer *in)
         fail(ws, WS_CLOSE_INTERNAL, "out of memory");
         return -1;
     }
-    evbuffer_remove(in, ws->msg + ws->msg_len, len);
-    ws_frame_mask(ws->msg + ws->msg_len, len, h->mask, 0);
-    ws->msg_len += len;
+    if (len > 0) { /* ws->msg may still be NULL for an empty message */
+        evbuffer_remove(in, ws->msg + ws->msg_len, len);
+        ws_frame_mask(ws->msg + ws->msg_len, len, h->mask, 0);
+        ws->msg_len += len;
+    }
     if (!cont)
         ws->msg_opcode = h->opcode;
     if (h->fin)
@@ -285,7 +289,7 @@ gw_ws_on_read(struct gw_ws *ws)
             if (ws->state == WS_ST_OPEN)
                 fail(ws, WS_CLOSE_TOO_BIG, "message too big");
             else
-                finish(ws); /* not worth buffering after our close */
+                finish(ws, false); /* not worth buffering after our close */
             return;
         }
         if (avail - (size_t)hl < h.payload_len)
@@ -307,7 +311,7 @@ gw_ws_on_write(struct gw_ws *ws)
     size_t queued = evbuffer_get_length(bufferevent_get_output(ws->bev));
     if (ws->state == WS_ST_FLUSH_CLOSE) {
         if (queued == 0)
-            finish(ws);
+            finish(ws, true);
         return;
     }
     if (ws->read_paused && queued <= ws->out_high / 2) {
@@ -326,13 +330,13 @@ gw_ws_on_timeout(struct gw_ws *ws)
         gw_ws_close(ws, WS_CLOSE_GOING_AWAY, "idle timeout");
         return;
     }
-    finish(ws);
+    finish(ws, false);
 }
 
 void
 gw_ws_on_eof(struct gw_ws *ws)
 {
-    finish(ws);
+    finish(ws, false);
 }
 
 struct gw_ws *

@@ -2,6 +2,7 @@
 #ifndef WSGATE_WS_ENDPOINT_H
 #define WSGATE_WS_ENDPOINT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "gateway/handler.h"
@@ -17,8 +18,10 @@ struct gw_ws_env {
     /* Called once when the endpoint is finished and the TCP connection should
      * be closed; may be called from inside any gw_ws_on_* function, so the
      * owner must defer freeing (and must not call back into the endpoint
-     * except gw_ws_free). */
-    void (*finished)(void *owner);
+     * except gw_ws_free). `graceful` is true when all output was flushed and
+     * the peer may still be sending: half-close and drain its bytes instead
+     * of resetting it; false when the peer is gone or timed out. */
+    void (*finished)(void *owner, bool graceful);
     void *owner;
 };
 
