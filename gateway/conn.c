@@ -31,6 +31,7 @@
 #define GW_LINGER_MS 2000
 #define GW_LINGER_TOTAL_MS 5000
 #define GW_LINGER_BYTES (16 * 1024 * 1024)
+#define GW_LINGER_REFUSED_MS 1000
 /* How long the endpoint waits for a peer's close frame. */
 #define GW_CLOSE_TIMEOUT_MS 5000
 
@@ -185,8 +186,10 @@ log_reject(struct gw_conn *c, int status, const char *reason)
     char path[512] = "-";
     if (c->hs != NULL && c->hs->hs.path != NULL)
         gw_log_quote(path, sizeof(path), c->hs->hs.path, c->hs->hs.path_len);
+    char why[256];
+    gw_log_quote(why, sizeof(why), reason, strlen(reason));
     GW_LOG_INFO("reject", "status=%d reason=\"%s\" path=\"%s\" route=%s peer=%s conn=%llu",
-                status, reason, path, c->route ? c->route->name : "-", c->peer,
+                status, why, path, c->route ? c->route->name : "-", c->peer,
                 (unsigned long long)c->id);
 }
 
@@ -195,7 +198,9 @@ static void
 start_linger(struct gw_conn *c)
 {
     evutil_socket_t fd = bufferevent_getfd(c->bev);
-    if (c->tls || fd < 0 || shutdown(fd, SHUT_WR) != 0) {
+    /* Over TLS a raw shutdown would cut the record stream: keep draining
+     * without it until the peer's EOF or the linger timers. */
+    if (fd < 0 || (!c->tls && shutdown(fd, SHUT_WR) != 0)) {
         conn_close(c);
         return;
     }
@@ -214,7 +219,8 @@ enter_closing(struct gw_conn *c)
         conn_close(c);
         return;
     }
-    arm_timer(c, GW_LINGER_TOTAL_MS);
+    /* Refused over max_connections: hold its descriptor as briefly as we can. */
+    arm_timer(c, c->admitted ? GW_LINGER_TOTAL_MS : GW_LINGER_REFUSED_MS);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     bufferevent_set_timeouts(c->bev, &linger, &linger);
@@ -280,10 +286,15 @@ upgrade(struct gw_conn *c, const char *subject)
         .finished = ws_finished,
         .owner = c,
     };
+    /* The endpoint exists only once the 101 is queued: a handler never sees
+     * on_close without its on_open. */
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (h == NULL || (c->ws = gw_ws_new(c->bev, h, &env, subject)) == NULL ||
-        gw_response_upgrade(out, c->hs->hs.key, c->hs->hs.key_len) != 0) {
+    if (h == NULL || gw_response_upgrade(out, c->hs->hs.key, c->hs->hs.key_len) != 0) {
         reject(c, 500, "cannot start the WebSocket handler", NULL);
+        return;
+    }
+    if ((c->ws = gw_ws_new(c->bev, h, &env, subject)) == NULL) {
+        conn_close(c); /* the 101 is queued: no HTTP answer is possible now */
         return;
     }
     char path[512];
@@ -498,6 +509,8 @@ log_tls_error(struct gw_conn *c)
         ERR_error_string_n(e, msg + o, sizeof(msg) - o);
         o += strlen(msg + o);
     }
+    if (o == 0)
+        return; /* a plain reset or EOF: nothing TLS-specific to say */
     char q[600];
     GW_LOG_INFO("tls_error", "error=\"%s\" peer=%s conn=%llu",
                 gw_log_quote(q, sizeof(q), msg, o), c->peer, (unsigned long long)c->id);
@@ -509,11 +522,11 @@ conn_event_cb(struct bufferevent *bev, short events, void *arg)
     struct gw_conn *c = arg;
     if (events & BEV_EVENT_CONNECTED)
         return; /* a TLS handshake finished; the head comes next */
-    if ((events & BEV_EVENT_ERROR) && c->tls)
+    if ((events & BEV_EVENT_ERROR) && c->tls && c->state != GW_CONN_WS)
         log_tls_error(c);
     if (c->state == GW_CONN_WS) {
         if (events & BEV_EVENT_TIMEOUT)
-            gw_ws_on_timeout(c->ws);
+            gw_ws_on_timeout(c->ws, (events & BEV_EVENT_WRITING) != 0);
         else
             gw_ws_on_eof(c->ws);
         return;

@@ -148,6 +148,10 @@ start_workers(struct gw_main *m, struct gw_err *err)
     free(socks);
     for (unsigned w = 0; w < m->nworkers && rc == 0; w++)
         rc = gw_worker_start(&m->workers[w], err);
+    /* Workers already running must end before anyone joins them. */
+    for (unsigned w = 0; rc != 0 && w < m->nworkers; w++)
+        if (m->workers[w].started)
+            gw_worker_post_drain(&m->workers[w], 0);
     return rc;
 }
 

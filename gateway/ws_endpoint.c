@@ -33,6 +33,7 @@ struct gw_ws {
     size_t msg_len;
     size_t msg_cap;
     size_t out_high;      /* output size at which we stop reading */
+    struct event *deadline; /* the close timeout, armed once a close starts */
     void *user;
     char *subject;
 };
@@ -84,6 +85,30 @@ send_frame(struct gw_ws *ws, uint8_t opcode, const void *data, size_t len)
     return 0;
 }
 
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_ws *ws = arg;
+    GW_LOG_INFO("ws_close_timeout", "timeout_ms=%llu",
+                (unsigned long long)ws->env.close_timeout_ms);
+    finish(ws, false);
+}
+
+/* Starts the one fixed deadline of a close: unlike the bufferevent's
+ * timeouts, a peer that keeps sending cannot push it back. */
+static void
+arm_deadline(struct gw_ws *ws)
+{
+    if (ws->deadline != NULL)
+        return;
+    ws->deadline = evtimer_new(bufferevent_get_base(ws->bev), deadline_cb, ws);
+    uint64_t ms = ws->env.close_timeout_ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    if (ws->deadline != NULL)
+        evtimer_add(ws->deadline, &tv);
+    set_timeouts(ws, 0, 0);
+}
+
 /* Flushes what is queued, then finishes: the last step of every close. */
 static void
 flush_then_finish(struct gw_ws *ws)
@@ -94,8 +119,9 @@ flush_then_finish(struct gw_ws *ws)
         finish(ws, true);
         return;
     }
+    arm_deadline(ws);
     bufferevent_setwatermark(ws->bev, EV_WRITE, 0, 0);
-    set_timeouts(ws, 0, ws->env.close_timeout_ms);
+    bufferevent_enable(ws->bev, EV_WRITE);
 }
 
 /* The peer broke the protocol: tell it why, and close once that is sent. */
@@ -108,6 +134,8 @@ fail(struct gw_ws *ws, uint16_t code, const char *reason)
         size_t n = ws_close_build(payload, code, reason);
         send_frame(ws, WS_OP_CLOSE, payload, n);
     }
+    /* Closing before on_close runs, so the handler cannot send after it. */
+    ws->state = WS_ST_FLUSH_CLOSE;
     notify_close(ws, code, (const uint8_t *)reason, strlen(reason));
     flush_then_finish(ws);
 }
@@ -119,21 +147,23 @@ gw_ws_close(struct gw_ws *ws, uint16_t code, const char *reason)
         return;
     uint8_t payload[WS_CONTROL_MAX];
     size_t n = ws_close_build(payload, code, reason);
-    if (send_frame(ws, WS_OP_CLOSE, payload, n) != 0) {
-        flush_then_finish(ws);
-        return;
-    }
+    /* Should the frame not fit in memory, the deadline still ends it. */
+    send_frame(ws, WS_OP_CLOSE, payload, n);
     ws->state = WS_ST_CLOSE_SENT;
-    /* Keep reading so the peer's close frame is seen, but only for so long. */
+    /* Keep reading so the peer's close frame is seen, until the deadline. */
     ws->read_paused = false;
-    bufferevent_enable(ws->bev, EV_READ);
-    set_timeouts(ws, ws->env.close_timeout_ms, ws->env.close_timeout_ms);
+    bufferevent_setwatermark(ws->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(ws->bev, EV_READ | EV_WRITE);
+    arm_deadline(ws);
 }
 
 int
 gw_ws_send(struct gw_ws *ws, enum ws_opcode opcode, const void *data, size_t len)
 {
     if (ws->state != WS_ST_OPEN || (opcode != WS_OP_TEXT && opcode != WS_OP_BINARY))
+        return -1;
+    /* A peer that does not read cannot make us hold more than this. */
+    if (evbuffer_get_length(bufferevent_get_output(ws->bev)) + len > 2 * ws->out_high)
         return -1;
     return send_frame(ws, (uint8_t)opcode, data, len);
 }
@@ -153,6 +183,7 @@ on_close_frame(struct gw_ws *ws, const uint8_t *payload, size_t len)
         uint8_t reply[2] = {(uint8_t)(code >> 8), (uint8_t)code};
         send_frame(ws, WS_OP_CLOSE, reply, code == WS_CLOSE_NO_STATUS ? 0 : 2);
     }
+    ws->state = WS_ST_FLUSH_CLOSE;
     notify_close(ws, code, reason, reason_len);
     flush_then_finish(ws);
 }
@@ -323,9 +354,11 @@ gw_ws_on_write(struct gw_ws *ws)
 }
 
 void
-gw_ws_on_timeout(struct gw_ws *ws)
+gw_ws_on_timeout(struct gw_ws *ws, bool writing)
 {
-    if (ws->state == WS_ST_OPEN) {
+    /* A peer that has not read for idle_timeout will not read a close frame
+     * either; one that has not sent anything is asked to close. */
+    if (ws->state == WS_ST_OPEN && !writing) {
         GW_LOG_INFO("ws_idle", "timeout_ms=%llu", (unsigned long long)ws->env.idle_timeout_ms);
         gw_ws_close(ws, WS_CLOSE_GOING_AWAY, "idle timeout");
         return;
@@ -378,6 +411,8 @@ gw_ws_free(struct gw_ws *ws)
     if (ws == NULL)
         return;
     notify_close(ws, WS_CLOSE_ABNORMAL, NULL, 0);
+    if (ws->deadline != NULL)
+        event_free(ws->deadline);
     free(ws->msg);
     free(ws->subject);
     free(ws);

@@ -37,10 +37,11 @@ struct gw_ws *gw_ws_new(struct bufferevent *bev, const struct gw_handler *handle
 void gw_ws_start(struct gw_ws *ws);
 
 /* bev's input has data / its output drained below the low mark / a read or
- * write timeout fired / the peer closed or the socket failed. */
+ * write timeout fired (`writing`: the peer stopped reading) / the peer
+ * closed or the socket failed. */
 void gw_ws_on_read(struct gw_ws *ws);
 void gw_ws_on_write(struct gw_ws *ws);
-void gw_ws_on_timeout(struct gw_ws *ws);
+void gw_ws_on_timeout(struct gw_ws *ws, bool writing);
 void gw_ws_on_eof(struct gw_ws *ws);
 
 /* Frees the endpoint; calls the handler's on_close with 1006 if it has not

@@ -155,6 +155,23 @@ check_version(const struct http1_request *req, struct ws_handshake *hs)
     return req->minor_version >= 1 ? NULL : "HTTP/1.1 required";
 }
 
+/* An upgrade request has no body (RFC 6455 §4.1): bytes after the head are
+ * frames, and a body would be misread as them (and, proxied, desynchronise
+ * the two sides' framing). */
+static const char *
+check_no_body(const struct http1_request *req, struct ws_handshake *hs)
+{
+    if (http1_find_header(req, "transfer-encoding") >= 0)
+        return "upgrade request with a body";
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const struct http1_header *h = &req->headers[i];
+        if (http1_str_ieq(h->name, h->name_len, "content-length") &&
+            !(h->value_len == 1 && h->value[0] == '0'))
+            return "upgrade request with a body";
+    }
+    return NULL;
+}
+
 /* True when any field line named `name` lists `token`: repeated lines of a
  * list-valued field are one list (RFC 9110 §5.3). */
 static bool
@@ -240,8 +257,9 @@ struct hs_check {
 };
 
 static const struct hs_check hs_checks[] = {
-    {check_method, 405},     {check_version, 400},    {check_upgrade, 426},
-    {check_connection, 400}, {check_ws_version, 426}, {check_key, 400},
+    {check_method, 405},     {check_version, 400},    {check_no_body, 400},
+    {check_upgrade, 426},    {check_connection, 400}, {check_ws_version, 426},
+    {check_key, 400},
 };
 
 int

@@ -43,7 +43,8 @@ int ws_handshake_target(const struct http1_request *req, struct ws_handshake *hs
  * method GET (else 405), HTTP/1.1 or later (400), "Upgrade: websocket" (426
  * when absent or another protocol), "Connection" containing "upgrade" (400),
  * exactly one Sec-WebSocket-Version equal to "13" (426), exactly one
- * Sec-WebSocket-Key that is base64 of 16 bytes (400). Fills key and origin in
+ * Sec-WebSocket-Key that is base64 of 16 bytes (400), no body (no
+ * Transfer-Encoding, Content-Length only 0: 400). Fills key and origin in
  * *hs. Returns 0, or -1 with *err filled. */
 int ws_handshake_validate(const struct http1_request *req, struct ws_handshake *hs,
                           struct ws_hs_error *err);

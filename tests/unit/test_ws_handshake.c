@@ -24,6 +24,8 @@ struct hs_case {
 
 static const struct hs_case hs_cases[] = {
     {"valid", GET("/chat") HOST REST, 0, NULL, 0, NULL},
+    {"Content-Length: 0 is no body", GET("/chat") HOST "Content-Length: 0\r\n" REST, 0, NULL,
+     0, NULL},
     {"keep-alive, Upgrade",
      GET("/") HOST UPG "Connection: keep-alive, Upgrade\r\n" KEY VER "\r\n", 0, NULL, 0,
      NULL},
@@ -95,6 +97,10 @@ static const struct hs_case hs_cases[] = {
      "method not allowed"},
     {"GETS", "GETS / HTTP/1.1\r\n" HOST REST, 0, NULL, 405, "method not allowed"},
     {"HTTP/1.0", "GET / HTTP/1.0\r\n" HOST REST, 0, NULL, 400, "HTTP/1.1 required"},
+    {"Content-Length body", GET("/") HOST "Content-Length: 5\r\n" REST, 0, NULL, 400,
+     "upgrade request with a body"},
+    {"chunked body", GET("/") HOST "Transfer-Encoding: chunked\r\n" REST, 0, NULL, 400,
+     "upgrade request with a body"},
     {"no Upgrade", GET("/") HOST CONN KEY VER "\r\n", 0, NULL, 426, "missing Upgrade"},
     {"Upgrade h2c", GET("/") HOST "Upgrade: h2c\r\n" CONN KEY VER "\r\n", 0, NULL, 426,
      "Upgrade is not websocket"},
