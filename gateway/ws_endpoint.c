@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gateway/log.h"
+#include "gateway/utf8.h"
 
 /* Keep a reassembly buffer between messages only while it is this small, so
  * that an idle connection holds no large allocation. */
@@ -29,6 +30,7 @@ struct gw_ws {
     bool closed_notified; /* handler's on_close has run */
     bool read_paused;     /* stopped reading while the peer's output is full */
     uint8_t msg_opcode;   /* opcode of the message being reassembled, or 0 */
+    struct utf8_state utf8; /* of the text message being reassembled */
     uint8_t *msg;
     size_t msg_len;
     size_t msg_cap;
@@ -178,6 +180,10 @@ on_close_frame(struct gw_ws *ws, const uint8_t *payload, size_t len)
         fail(ws, WS_CLOSE_PROTOCOL_ERROR, "invalid close frame");
         return;
     }
+    if (!utf8_valid(reason, reason_len)) {
+        fail(ws, WS_CLOSE_INVALID_DATA, "invalid UTF-8 in close reason");
+        return;
+    }
     if (ws->state == WS_ST_OPEN) {
         /* Echo the peer's code, as RFC 6455 §5.5.1 suggests; none for 1005. */
         uint8_t reply[2] = {(uint8_t)(code >> 8), (uint8_t)code};
@@ -264,13 +270,26 @@ on_data(struct gw_ws *ws, const struct ws_frame_header *h, struct evbuffer *in)
         fail(ws, WS_CLOSE_INTERNAL, "out of memory");
         return -1;
     }
-    if (len > 0) { /* ws->msg may still be NULL for an empty message */
-        evbuffer_remove(in, ws->msg + ws->msg_len, len);
-        ws_frame_mask(ws->msg + ws->msg_len, len, h->mask, 0);
+    if (!cont) {
+        ws->msg_opcode = h->opcode;
+        ws->utf8 = (struct utf8_state)UTF8_INIT;
+    }
+    uint8_t *frag = NULL; /* ws->msg may still be NULL for an empty message */
+    if (len > 0) {
+        frag = ws->msg + ws->msg_len;
+        evbuffer_remove(in, frag, len);
+        ws_frame_mask(frag, len, h->mask, 0);
         ws->msg_len += len;
     }
-    if (!cont)
-        ws->msg_opcode = h->opcode;
+    /* Text is checked as it arrives, so a bad byte fails the connection at
+     * once rather than after the rest of a long message (RFC 6455 §8.1). */
+    if (ws->msg_opcode == WS_OP_TEXT) {
+        enum utf8_result u = utf8_validate(&ws->utf8, frag, len, NULL);
+        if (u == UTF8_INVALID || (h->fin && u != UTF8_OK)) {
+            fail(ws, WS_CLOSE_INVALID_DATA, "invalid UTF-8 in text message");
+            return -1;
+        }
+    }
     if (h->fin)
         deliver(ws);
     return 0;

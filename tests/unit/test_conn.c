@@ -300,6 +300,26 @@ START_TEST(fragmented_message_reassembled)
 }
 END_TEST
 
+START_TEST(utf8_split_across_fragments)
+{
+    struct bufferevent *cl = client();
+    send_str(cl, UPGRADE("/echo", ""));
+    expect_upgrade(cl);
+    static const uint8_t m[4] = {0, 0, 0, 0};
+    uint8_t hdr[WS_FRAME_MAX_HEADER];
+    /* "κ" is CE BA: the code point is split between the two fragments. */
+    size_t hl = ws_frame_encode_header(hdr, false, 0, WS_OP_TEXT, m, 2);
+    bufferevent_write(cl, hdr, hl);
+    bufferevent_write(cl, "a\xce", 2);
+    hl = ws_frame_encode_header(hdr, true, 0, WS_OP_CONTINUATION, m, 2);
+    bufferevent_write(cl, hdr, hl);
+    bufferevent_write(cl, "\xba" "b", 2);
+    pump();
+    expect_echo(cl, WS_OP_TEXT, "a\xce\xba" "b");
+    close_cleanly(cl);
+}
+END_TEST
+
 /* A protocol violation gets a close code and the connection is released. */
 static void
 expect_close_code(const uint8_t *bytes, size_t n, uint16_t code)
@@ -332,6 +352,13 @@ START_TEST(violations_close)
     expect_close_code(big, sizeof(big), WS_CLOSE_TOO_BIG);
     static const uint8_t bad_close[] = {0x88, 0x82, 0, 0, 0, 0, 0x03, 0xed}; /* 1005 */
     expect_close_code(bad_close, sizeof(bad_close), WS_CLOSE_PROTOCOL_ERROR);
+    /* Fail fast: ED A0 is a surrogate; the message is not finished yet. */
+    static const uint8_t surrogate[] = {0x01, 0x82, 0, 0, 0, 0, 0xed, 0xa0};
+    expect_close_code(surrogate, sizeof(surrogate), WS_CLOSE_INVALID_DATA);
+    static const uint8_t truncated[] = {0x81, 0x81, 0, 0, 0, 0, 0xce};
+    expect_close_code(truncated, sizeof(truncated), WS_CLOSE_INVALID_DATA);
+    static const uint8_t bad_reason[] = {0x88, 0x83, 0, 0, 0, 0, 0x03, 0xe8, 0xff};
+    expect_close_code(bad_reason, sizeof(bad_reason), WS_CLOSE_INVALID_DATA);
 }
 END_TEST
 
@@ -485,6 +512,7 @@ main(void)
     tcase_add_test(tc, head_one_byte_at_a_time_with_pipelined_frame);
     tcase_add_test(tc, fragmented_message_reassembled);
     tcase_add_test(tc, violations_close);
+    tcase_add_test(tc, utf8_split_across_fragments);
     tcase_add_loop_test(tc, error_statuses, 0,
                         (int)(sizeof(status_cases) / sizeof(status_cases[0])));
     tcase_add_test(tc, token_sources_allow);
