@@ -43,6 +43,9 @@ parse_digits(const char *s, uint64_t *out, const char **rest, struct gw_err *err
     uint64_t v = 0;
     const char *p = s;
 
+    /* Outputs are always set, so no caller reads them uninitialised. */
+    *out = 0;
+    *rest = s;
     if (*p < '0' || *p > '9')
         return gw_err_set(err, "expected a non-negative integer");
     for (; *p >= '0' && *p <= '9'; p++) {
