@@ -53,7 +53,8 @@ suite() {
   rm -f "$log"
 }
 
-suite release "$build_dir" -DWSGATE_WERROR=ON
+# The same build type as scripts/run.sh, so -O3-only warnings fail here too.
+suite release "$build_dir" -DCMAKE_BUILD_TYPE=Release -DWSGATE_WERROR=ON
 
 # The gateway processes the integration tests start inherit these.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
