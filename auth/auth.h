@@ -28,7 +28,7 @@ struct auth_request {
     size_t path_len;
     const char *host;
     size_t host_len;
-    const char *peer; /* client IP as text */
+    const char *peer;                     /* client IP as text */
     const struct token_found *credential; /* kind 0 when none was sent */
     const struct token_header *headers;
     size_t nheaders;
@@ -55,8 +55,8 @@ struct auth_provider_ops {
     const char *type;
     int (*create)(const struct cfg_provider *cfg, struct event_base *base, void **state,
                   struct gw_err *err);
-    int (*start)(void *state, const struct auth_request *req, auth_done_fn done, void *arg,
-                 struct auth_check **pending);
+    int (*start)(void *state, const struct auth_request *req, auth_done_fn done,
+                 void *arg, struct auth_check **pending);
     void (*cancel)(void *state, struct auth_check *check);
     void (*destroy)(void *state);
 };

@@ -27,7 +27,7 @@ struct token_input {
 
 /* Where a credential was found, so the gateway can strip exactly that. */
 struct token_found {
-    enum cfg_token_kind kind; /* 0 when no credential was found */
+    enum cfg_token_kind kind;  /* 0 when no credential was found */
     char token[TOKEN_MAX + 1]; /* decoded, NUL-terminated */
     size_t token_len;
 };

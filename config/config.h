@@ -20,9 +20,9 @@ struct cfg_tls {
 };
 
 struct cfg_listener {
-    char *address;   /* as written: "0.0.0.0:8080", "[::1]:8080", "127.0.0.1:0" */
-    char *host;      /* split out of address: "0.0.0.0", "::1" */
-    uint16_t port;   /* 0 lets the kernel choose (tests) */
+    char *address;       /* as written: "0.0.0.0:8080", "[::1]:8080", "127.0.0.1:0" */
+    char *host;          /* split out of address: "0.0.0.0", "::1" */
+    uint16_t port;       /* 0 lets the kernel choose (tests) */
     struct cfg_tls *tls; /* NULL for plain HTTP */
     struct cfg_mark mark;
 };
@@ -82,16 +82,16 @@ enum cfg_route_kind {
 };
 
 struct cfg_route {
-    char *name;         /* unique; defaults to the path when not given */
-    char *path;         /* exact path or prefix, always starts with '/' */
-    bool prefix;        /* true when given as path_prefix */
-    bool strip_prefix;  /* upstream routes only */
-    char *host;         /* NULL matches any Host; lower-cased, no port */
+    char *name;        /* unique; defaults to the path when not given */
+    char *path;        /* exact path or prefix, always starts with '/' */
+    bool prefix;       /* true when given as path_prefix */
+    bool strip_prefix; /* upstream routes only */
+    char *host;        /* NULL matches any Host; lower-cased, no port */
     enum cfg_route_kind kind;
-    char *handler;      /* CFG_ROUTE_HANDLER: a built-in handler name ("echo") */
-    char **upstreams;   /* CFG_ROUTE_UPSTREAM: ws:// or wss:// URLs */
+    char *handler;    /* CFG_ROUTE_HANDLER: a built-in handler name ("echo") */
+    char **upstreams; /* CFG_ROUTE_UPSTREAM: ws:// or wss:// URLs */
     size_t nupstreams;
-    char *auth;         /* provider name, or NULL for none */
+    char *auth;                          /* provider name, or NULL for none */
     const struct cfg_provider *provider; /* resolved from auth; NULL for none */
     struct cfg_mark mark;
 };

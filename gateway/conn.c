@@ -58,17 +58,17 @@ struct gw_conn {
     struct gw_conn *next, *prev; /* ctx->conns, or ctx->reap once closed */
     struct gw_ctx *ctx;
     struct bufferevent *bev;
-    struct gw_wsnap *wsnap;      /* the configuration this conn started with */
+    struct gw_wsnap *wsnap; /* the configuration this conn started with */
     enum gw_conn_state state;
-    bool admitted;               /* counted in shared->nconns */
+    bool admitted; /* counted in shared->nconns */
     bool tls;
-    bool shut_wr;                /* last bytes flushed, our write side shut */
-    bool peer_eof;               /* the peer shut its side while we flushed */
+    bool shut_wr;  /* last bytes flushed, our write side shut */
+    bool peer_eof; /* the peer shut its side while we flushed */
     uint64_t id;
-    struct event *timer;         /* head deadline, then linger; NULL once upgraded */
+    struct event *timer; /* head deadline, then linger; NULL once upgraded */
     struct conn_hs *hs;
-    size_t last_len;             /* head bytes parsed by the last -2 */
-    size_t discarded;            /* bytes dropped while lingering */
+    size_t last_len;  /* head bytes parsed by the last -2 */
+    size_t discarded; /* bytes dropped while lingering */
     const struct cfg_route *route;
     struct auth_provider *provider;
     struct auth_check *auth_pending;
@@ -170,8 +170,7 @@ conn_close(struct gw_conn *c)
     event_active(c->ctx->ev_reap, EV_TIMEOUT, 0);
 }
 
-static void
-timer_cb(evutil_socket_t fd, short what, void *arg);
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
 
 static void
 arm_timer(struct gw_conn *c, uint64_t ms)
@@ -188,8 +187,9 @@ log_reject(struct gw_conn *c, int status, const char *reason)
         gw_log_quote(path, sizeof(path), c->hs->hs.path, c->hs->hs.path_len);
     char why[256];
     gw_log_quote(why, sizeof(why), reason, strlen(reason));
-    GW_LOG_INFO("reject", "status=%d reason=\"%s\" path=\"%s\" route=%s peer=%s conn=%llu",
-                status, why, path, c->route ? c->route->name : "-", c->peer,
+    GW_LOG_INFO("reject",
+                "status=%d reason=\"%s\" path=\"%s\" route=%s peer=%s conn=%llu", status,
+                why, path, c->route ? c->route->name : "-", c->peer,
                 (unsigned long long)c->id);
 }
 
@@ -213,9 +213,11 @@ start_linger(struct gw_conn *c)
 static void
 enter_closing(struct gw_conn *c)
 {
-    static const struct timeval linger = {GW_LINGER_MS / 1000, (GW_LINGER_MS % 1000) * 1000};
+    static const struct timeval linger = {GW_LINGER_MS / 1000,
+                                          (GW_LINGER_MS % 1000) * 1000};
     c->state = GW_CONN_CLOSING;
-    if (c->timer == NULL && (c->timer = event_new(c->ctx->base, -1, 0, timer_cb, c)) == NULL) {
+    if (c->timer == NULL &&
+        (c->timer = event_new(c->ctx->base, -1, 0, timer_cb, c)) == NULL) {
         conn_close(c);
         return;
     }
@@ -350,9 +352,11 @@ authenticate(struct gw_conn *c)
         hs->th[i] = (struct token_header){h->name, h->name_len, h->value, h->value_len};
     }
     struct token_input in = {hs->th, hs->req.num_headers, hs->hs.query, hs->hs.query_len};
-    enum token_status ts = token_extract(&in, cfg->token_from, cfg->ntoken_from, &hs->cred);
+    enum token_status ts =
+        token_extract(&in, cfg->token_from, cfg->ntoken_from, &hs->cred);
     if (ts == TOKEN_MALFORMED) {
-        struct auth_result bad = {.verdict = AUTH_DENY, .error = "invalid_request",
+        struct auth_result bad = {.verdict = AUTH_DENY,
+                                  .error = "invalid_request",
                                   .reason = "malformed credentials"};
         c->state = GW_CONN_AUTH;
         auth_done(c, &bad);
@@ -361,11 +365,16 @@ authenticate(struct gw_conn *c)
     if (ts == TOKEN_NONE)
         hs->cred.kind = 0;
     struct auth_request req = {
-        .method = hs->req.method, .method_len = hs->req.method_len,
-        .path = hs->hs.path, .path_len = hs->hs.path_len,
-        .host = hs->hs.host, .host_len = hs->hs.host_len,
-        .peer = c->peer, .credential = &hs->cred,
-        .headers = hs->th, .nheaders = hs->req.num_headers,
+        .method = hs->req.method,
+        .method_len = hs->req.method_len,
+        .path = hs->hs.path,
+        .path_len = hs->hs.path_len,
+        .host = hs->hs.host,
+        .host_len = hs->hs.host_len,
+        .peer = c->peer,
+        .credential = &hs->cred,
+        .headers = hs->th,
+        .nheaders = hs->req.num_headers,
     };
     c->provider = gw_wsnap_provider(c->wsnap, c->route->provider);
     c->state = GW_CONN_AUTH;

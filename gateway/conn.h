@@ -23,14 +23,14 @@ struct gw_shared {
  * touched only from the worker's thread. */
 struct gw_ctx {
     struct event_base *base;
-    struct gw_wsnap *wsnap;   /* current configuration; conns keep their own ref */
+    struct gw_wsnap *wsnap; /* current configuration; conns keep their own ref */
     struct gw_shared *shared;
     unsigned worker_id;
     bool draining;
-    struct gw_conn *conns;    /* live connections (intrusive list) */
-    size_t nconns;            /* on this worker, admitted or not */
-    struct gw_conn *reap;     /* closed, waiting for the reaper */
-    struct event *ev_reap;    /* runs the reaper after the current callback */
+    struct gw_conn *conns; /* live connections (intrusive list) */
+    size_t nconns;         /* on this worker, admitted or not */
+    struct gw_conn *reap;  /* closed, waiting for the reaper */
+    struct event *ev_reap; /* runs the reaper after the current callback */
     uint64_t next_id;
     /* Called after a connection was freed while draining and none is left. */
     void (*on_empty)(struct gw_ctx *ctx);
@@ -47,8 +47,8 @@ void gw_ctx_cleanup(struct gw_ctx *ctx);
  * max_connections or while draining, answers 503. Never calls back
  * synchronously into the caller. Returns 0, or -1 (bev freed) when out of
  * memory. */
-int gw_conn_accept(struct gw_ctx *ctx, struct bufferevent *bev, const struct sockaddr *addr,
-                   bool tls);
+int gw_conn_accept(struct gw_ctx *ctx, struct bufferevent *bev,
+                   const struct sockaddr *addr, bool tls);
 
 /* Starts draining: connections reading a head are answered 503 (or closed if
  * they sent nothing), WebSocket connections get close 1001. ctx->on_empty

@@ -22,7 +22,7 @@ struct http1_request {
     size_t method_len;
     const char *target; /* request-target as sent, e.g. "/chat?room=1" */
     size_t target_len;
-    int minor_version;  /* HTTP/1.<minor>; only major version 1 is accepted */
+    int minor_version; /* HTTP/1.<minor>; only major version 1 is accepted */
     struct http1_header headers[HTTP1_MAX_HEADERS];
     size_t num_headers;
 };

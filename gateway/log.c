@@ -137,15 +137,16 @@ gw_log(enum cfg_log_level level, const char *event, const char *fmt, ...)
     char line[4096];
     size_t o;
     if (atomic_load(&log_format) == CFG_LOG_JSON) {
-        o = (size_t)snprintf(line, sizeof(line), "{\"time\":\"%s\",\"level\":\"%s\",\"event\":\"",
-                             stamp, level_names[level]);
+        o = (size_t)snprintf(line, sizeof(line),
+                             "{\"time\":\"%s\",\"level\":\"%s\",\"event\":\"", stamp,
+                             level_names[level]);
         o = json_escape(line, o, sizeof(line), event, strlen(event));
         line[o++] = '"';
         o = kv_to_json(line, o, sizeof(line) - 3, kv);
         line[o++] = '}';
     } else {
-        o = (size_t)snprintf(line, sizeof(line), "%s %s %s%s%s", stamp, level_names[level],
-                             event, kv[0] ? " " : "", kv);
+        o = (size_t)snprintf(line, sizeof(line), "%s %s %s%s%s", stamp,
+                             level_names[level], event, kv[0] ? " " : "", kv);
         if (o > sizeof(line) - 2)
             o = sizeof(line) - 2;
     }

@@ -140,7 +140,8 @@ start_workers(struct gw_main *m, struct gw_err *err)
     }
     int rc = 0;
     for (unsigned w = 0; w < m->nworkers && rc == 0; w++) {
-        rc = gw_worker_init(&m->workers[w], w, &socks[w * nl], nl, m->snap, &m->shared, err);
+        rc = gw_worker_init(&m->workers[w], w, &socks[w * nl], nl, m->snap, &m->shared,
+                            err);
         for (unsigned k = w + 1; rc != 0 && k < m->nworkers; k++)
             for (size_t l = 0; l < nl; l++)
                 close(socks[k * nl + l].fd);
@@ -213,8 +214,8 @@ check_only(struct cfg *cfg, const char *path)
         return 1;
     }
     free_tls(tls, cfg->nlisteners);
-    printf("%s: configuration OK (%zu listeners, %zu routes)\n", path ? path : "<default>",
-           cfg->nlisteners, cfg->nroutes);
+    printf("%s: configuration OK (%zu listeners, %zu routes)\n",
+           path ? path : "<default>", cfg->nlisteners, cfg->nroutes);
     cfg_free(cfg);
     return 0;
 }

@@ -66,8 +66,8 @@ gw_response_error(struct evbuffer *out, int status, const char *body,
                                 "Cache-Control: no-store\r\n"
                                 "\r\n"
                                 "%s\n",
-                                status, statuses[i].reason, statuses[i].headers, auth, retry,
-                                strlen(body) + 1, body);
+                                status, statuses[i].reason, statuses[i].headers, auth,
+                                retry, strlen(body) + 1, body);
     return n < 0 ? -1 : 0;
 }
 

@@ -20,7 +20,6 @@ void router_free(struct router *r);
  * wins over any `path_prefix`, and the longest matching prefix wins among
  * prefixes. Returns the route or NULL (404). */
 const struct cfg_route *router_match(const struct router *r, const char *host,
-                                     size_t host_len, const char *path,
-                                     size_t path_len);
+                                     size_t host_len, const char *path, size_t path_len);
 
 #endif

@@ -56,7 +56,8 @@ gw_tls_server_ctx(const struct cfg_tls *tls, struct gw_err *err)
     return ctx;
 fail:
     gw_tls_errors(detail, sizeof(detail));
-    gw_err_set(err, "TLS certificate %s / key %s: %s", tls->certificate, tls->key, detail);
+    gw_err_set(err, "TLS certificate %s / key %s: %s", tls->certificate, tls->key,
+               detail);
     SSL_CTX_free(ctx);
     return NULL;
 }

@@ -9,8 +9,13 @@
 /* Where a message stands between calls: a character boundary, the middle of
  * a sequence, or invalid for good. Opaque to callers, owned by them; one per
  * text message, reset to UTF8_INIT before the next. */
-struct utf8_state { uint32_t state; };           /* zero-initialise to start */
-#define UTF8_INIT {0}
+struct utf8_state {
+    uint32_t state;
+}; /* zero-initialise to start */
+#define UTF8_INIT                                                                        \
+    {                                                                                    \
+        0                                                                                \
+    }
 
 enum utf8_result { UTF8_OK = 0, UTF8_INCOMPLETE = 1, UTF8_INVALID = -1 };
 
@@ -24,7 +29,8 @@ enum utf8_result { UTF8_OK = 0, UTF8_INCOMPLETE = 1, UTF8_INVALID = -1 };
  * Valid means RFC 3629: shortest form only, no surrogates (U+D800-DFFF),
  * nothing above U+10FFFF. A state already invalid on entry yields offset 0.
  * buf may be NULL when len is 0; it is not kept. Pure: no I/O, no callbacks. */
-enum utf8_result utf8_validate(struct utf8_state *st, const uint8_t *buf, size_t len, size_t *bad_offset);
+enum utf8_result utf8_validate(struct utf8_state *st, const uint8_t *buf, size_t len,
+                               size_t *bad_offset);
 
 /* Whole-buffer convenience: true when buf[0..len) is complete valid UTF-8. */
 bool utf8_valid(const uint8_t *buf, size_t len);

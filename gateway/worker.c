@@ -156,7 +156,8 @@ gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_worker_listen *
         w->ev_deadline == NULL || w->ev_resume == NULL) {
         for (size_t i = 0; i < n; i++)
             close(socks[i].fd);
-        return w->ctx.wsnap == NULL ? -1 : gw_err_set(err, "worker %u: out of memory", id);
+        return w->ctx.wsnap == NULL ? -1
+                                    : gw_err_set(err, "worker %u: out of memory", id);
     }
     for (size_t i = 0; i < n; i++) {
         w->socks[i] = socks[i];

@@ -27,14 +27,14 @@ struct gw_ws {
     const struct gw_handler *handler;
     struct gw_ws_env env;
     enum ws_state state;
-    bool closed_notified; /* handler's on_close has run */
-    bool read_paused;     /* stopped reading while the peer's output is full */
-    uint8_t msg_opcode;   /* opcode of the message being reassembled, or 0 */
+    bool closed_notified;   /* handler's on_close has run */
+    bool read_paused;       /* stopped reading while the peer's output is full */
+    uint8_t msg_opcode;     /* opcode of the message being reassembled, or 0 */
     struct utf8_state utf8; /* of the text message being reassembled */
     uint8_t *msg;
     size_t msg_len;
     size_t msg_cap;
-    size_t out_high;      /* output size at which we stop reading */
+    size_t out_high;        /* output size at which we stop reading */
     struct event *deadline; /* the close timeout, armed once a close starts */
     void *user;
     char *subject;
@@ -378,7 +378,8 @@ gw_ws_on_timeout(struct gw_ws *ws, bool writing)
     /* A peer that has not read for idle_timeout will not read a close frame
      * either; one that has not sent anything is asked to close. */
     if (ws->state == WS_ST_OPEN && !writing) {
-        GW_LOG_INFO("ws_idle", "timeout_ms=%llu", (unsigned long long)ws->env.idle_timeout_ms);
+        GW_LOG_INFO("ws_idle", "timeout_ms=%llu",
+                    (unsigned long long)ws->env.idle_timeout_ms);
         gw_ws_close(ws, WS_CLOSE_GOING_AWAY, "idle timeout");
         return;
     }

@@ -21,15 +21,15 @@ enum ws_close_code {
     WS_CLOSE_GOING_AWAY = 1001,
     WS_CLOSE_PROTOCOL_ERROR = 1002,
     WS_CLOSE_UNSUPPORTED = 1003,
-    WS_CLOSE_NO_STATUS = 1005,   /* never on the wire */
-    WS_CLOSE_ABNORMAL = 1006,    /* never on the wire */
+    WS_CLOSE_NO_STATUS = 1005, /* never on the wire */
+    WS_CLOSE_ABNORMAL = 1006,  /* never on the wire */
     WS_CLOSE_INVALID_DATA = 1007,
     WS_CLOSE_POLICY = 1008,
     WS_CLOSE_TOO_BIG = 1009,
     WS_CLOSE_EXTENSION = 1010,
     WS_CLOSE_INTERNAL = 1011,
     WS_CLOSE_TRY_AGAIN = 1013,
-    WS_CLOSE_TLS = 1015,         /* never on the wire */
+    WS_CLOSE_TLS = 1015, /* never on the wire */
 };
 
 /* The largest frame header: 2 bytes, 8 of extended length, 4 of mask. */
@@ -39,8 +39,8 @@ enum ws_close_code {
 
 struct ws_frame_header {
     bool fin;
-    uint8_t rsv;         /* RSV1..3 as bits 0x4, 0x2, 0x1 */
-    uint8_t opcode;      /* enum ws_opcode */
+    uint8_t rsv;    /* RSV1..3 as bits 0x4, 0x2, 0x1 */
+    uint8_t opcode; /* enum ws_opcode */
     bool masked;
     uint8_t mask[4];
     uint64_t payload_len;
@@ -49,9 +49,9 @@ struct ws_frame_header {
 /* What the parser accepts: reserved bits an extension has claimed, and
  * whether frames must be masked (server side) or must not be (client). */
 struct ws_frame_rules {
-    uint8_t allowed_rsv;  /* e.g. 0x4 when permessage-deflate is on */
-    bool require_masked;  /* a server receiving from a client */
-    bool forbid_masked;   /* a client receiving from a server */
+    uint8_t allowed_rsv; /* e.g. 0x4 when permessage-deflate is on */
+    bool require_masked; /* a server receiving from a client */
+    bool forbid_masked;  /* a client receiving from a server */
 };
 
 /* Parses one frame header from buf[0..len). Returns the header length (2 to
@@ -60,8 +60,9 @@ struct ws_frame_rules {
  * a fragmented or over-125-byte control frame, a 64-bit length with its top
  * bit set, a mask where none may be or none where one must be — with the
  * close code to send (1002) in *close_code. Does not look at the payload. */
-int ws_frame_parse_header(const uint8_t *buf, size_t len, const struct ws_frame_rules *rules,
-                          struct ws_frame_header *h, uint16_t *close_code);
+int ws_frame_parse_header(const uint8_t *buf, size_t len,
+                          const struct ws_frame_rules *rules, struct ws_frame_header *h,
+                          uint16_t *close_code);
 
 /* Encodes a frame header into out and returns its length (2 to 14). mask is
  * NULL for an unmasked frame (server to client). */

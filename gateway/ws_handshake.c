@@ -257,8 +257,8 @@ struct hs_check {
 };
 
 static const struct hs_check hs_checks[] = {
-    {check_method, 405},     {check_version, 400},    {check_no_body, 400},
-    {check_upgrade, 426},    {check_connection, 400}, {check_ws_version, 426},
+    {check_method, 405},  {check_version, 400},    {check_no_body, 400},
+    {check_upgrade, 426}, {check_connection, 400}, {check_ws_version, 426},
     {check_key, 400},
 };
 

@@ -12,15 +12,15 @@
 /* What a valid upgrade request carries, as views into the request buffer.
  * A view that is absent has ptr NULL and len 0. */
 struct ws_handshake {
-    const char *host;     /* Host header value (may include a port) */
+    const char *host; /* Host header value (may include a port) */
     size_t host_len;
-    const char *path;     /* request-target up to '?' */
+    const char *path; /* request-target up to '?' */
     size_t path_len;
-    const char *query;    /* after '?', without it; NULL when none */
+    const char *query; /* after '?', without it; NULL when none */
     size_t query_len;
-    const char *key;      /* Sec-WebSocket-Key as sent */
+    const char *key; /* Sec-WebSocket-Key as sent */
     size_t key_len;
-    const char *origin;   /* Origin, if sent */
+    const char *origin; /* Origin, if sent */
     size_t origin_len;
 };
 

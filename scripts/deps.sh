@@ -8,7 +8,7 @@ apt_pkgs=(
   build-essential cmake ninja-build pkg-config
   libevent-dev libssl-dev libyaml-dev zlib1g-dev libjansson-dev
   check libsubunit-dev
-  clang clang-14 libclang-rt-14-dev
+  clang clang-14 libclang-rt-14-dev clang-format
   python3 python3-websockets openssl
 )
 # Node may come from another source than Debian: install it only when absent.

@@ -1,7 +1,6 @@
 /* echo: the in-process handler that sends every message back to its sender. */
 #include "gateway/handler.h"
 
-
 static void
 echo_on_message(struct gw_ws *ws, enum ws_opcode opcode, const uint8_t *data, size_t len)
 {

@@ -28,9 +28,9 @@ static const char base_yaml[] =
 
 #define KEY "dGhlIHNhbXBsZSBub25jZQ=="
 #define ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-#define UPGRADE(path, extra)                                                               \
-    "GET " path " HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\n"                         \
-    "Connection: Upgrade\r\nSec-WebSocket-Key: " KEY "\r\n"                                \
+#define UPGRADE(path, extra)                                                             \
+    "GET " path " HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\n"                        \
+    "Connection: Upgrade\r\nSec-WebSocket-Key: " KEY "\r\n"                              \
     "Sec-WebSocket-Version: 13\r\n" extra "\r\n"
 
 struct fixture {
@@ -61,8 +61,9 @@ setup_with(const char *max_conns, const char *timeout)
     snprintf(yaml, sizeof(yaml), base_yaml, max_conns, timeout);
     struct cfg *cfg = NULL;
     struct cfg_errors errs = {0};
-    ck_assert_int_eq(cfg_load_string("conn.yaml", yaml, strlen(yaml), env_lookup, NULL, &cfg, &errs),
-                     0);
+    ck_assert_int_eq(
+        cfg_load_string("conn.yaml", yaml, strlen(yaml), env_lookup, NULL, &cfg, &errs),
+        0);
     memset(&fx, 0, sizeof(fx));
     fx.base = event_base_new();
     ck_assert_int_eq(gw_ctx_init(&fx.ctx, fx.base, &fx.shared, 0), 0);
@@ -101,10 +102,11 @@ static struct bufferevent *
 client(void)
 {
     struct bufferevent *pair[2];
-    ck_assert_int_eq(bufferevent_pair_new(fx.base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
-                                          pair),
+    ck_assert_int_eq(bufferevent_pair_new(
+                         fx.base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair),
                      0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_addr.s_addr = htonl(0x7f000001)};
     ck_assert_int_eq(gw_conn_accept(&fx.ctx, pair[0], (struct sockaddr *)&sin, false), 0);
     bufferevent_enable(pair[1], EV_READ | EV_WRITE);
     return pair[1];
@@ -176,7 +178,8 @@ send_frame(struct bufferevent *cl, uint8_t opcode, const void *data, size_t len)
 
 /* Reads one unmasked server frame from the client's input. */
 static int
-read_frame(struct bufferevent *cl, uint8_t *opcode, uint8_t *payload, size_t cap, size_t *len)
+read_frame(struct bufferevent *cl, uint8_t *opcode, uint8_t *payload, size_t cap,
+           size_t *len)
 {
     struct evbuffer *in = bufferevent_get_input(cl);
     uint8_t hb[WS_FRAME_MAX_HEADER];
@@ -185,7 +188,8 @@ read_frame(struct bufferevent *cl, uint8_t *opcode, uint8_t *payload, size_t cap
     struct ws_frame_header h;
     uint16_t code;
     int hl = ws_frame_parse_header(hb, n, &rules, &h, &code);
-    if (hl < 0 || evbuffer_get_length(in) < (size_t)hl + h.payload_len || h.payload_len > cap)
+    if (hl < 0 || evbuffer_get_length(in) < (size_t)hl + h.payload_len ||
+        h.payload_len > cap)
         return -1;
     evbuffer_drain(in, (size_t)hl);
     evbuffer_remove(in, payload, (size_t)h.payload_len);
@@ -313,9 +317,14 @@ START_TEST(utf8_split_across_fragments)
     bufferevent_write(cl, "a\xce", 2);
     hl = ws_frame_encode_header(hdr, true, 0, WS_OP_CONTINUATION, m, 2);
     bufferevent_write(cl, hdr, hl);
-    bufferevent_write(cl, "\xba" "b", 2);
+    bufferevent_write(cl,
+                      "\xba"
+                      "b",
+                      2);
     pump();
-    expect_echo(cl, WS_OP_TEXT, "a\xce\xba" "b");
+    expect_echo(cl, WS_OP_TEXT,
+                "a\xce\xba"
+                "b");
     close_cleanly(cl);
 }
 END_TEST
@@ -376,7 +385,8 @@ static const struct status_case status_cases[] = {
      "Allow: GET\r\n"},
     {"GET /echo HTTP/1.1\r\nHost: gw\r\n\r\n", "HTTP/1.1 426 ",
      "Sec-WebSocket-Version: 13\r\n"},
-    {UPGRADE("/private", ""), "HTTP/1.1 401 ", "WWW-Authenticate: Bearer realm=\"wsgate\"\r\n"},
+    {UPGRADE("/private", ""), "HTTP/1.1 401 ",
+     "WWW-Authenticate: Bearer realm=\"wsgate\"\r\n"},
     {UPGRADE("/private", "Authorization: Bearer nope\r\n"), "HTTP/1.1 401 ",
      "WWW-Authenticate: Bearer realm=\"wsgate\", error=\"invalid_token\"\r\n"},
     {UPGRADE("/up", ""), "HTTP/1.1 502 ", NULL},
@@ -388,7 +398,8 @@ START_TEST(error_statuses)
     struct bufferevent *cl = client();
     send_str(cl, tc->request);
     char *r = received(cl, NULL);
-    ck_assert_msg(strncmp(r, tc->status, strlen(tc->status)) == 0, "case %d got: %s", _i, r);
+    ck_assert_msg(strncmp(r, tc->status, strlen(tc->status)) == 0, "case %d got: %s", _i,
+                  r);
     ck_assert_ptr_nonnull(strstr(r, "Connection: close\r\n"));
     if (tc->header != NULL)
         ck_assert_msg(strstr(r, tc->header) != NULL, "case %d missing %s in %s", _i,

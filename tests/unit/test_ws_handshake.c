@@ -24,8 +24,8 @@ struct hs_case {
 
 static const struct hs_case hs_cases[] = {
     {"valid", GET("/chat") HOST REST, 0, NULL, 0, NULL},
-    {"Content-Length: 0 is no body", GET("/chat") HOST "Content-Length: 0\r\n" REST, 0, NULL,
-     0, NULL},
+    {"Content-Length: 0 is no body", GET("/chat") HOST "Content-Length: 0\r\n" REST, 0,
+     NULL, 0, NULL},
     {"keep-alive, Upgrade",
      GET("/") HOST UPG "Connection: keep-alive, Upgrade\r\n" KEY VER "\r\n", 0, NULL, 0,
      NULL},
