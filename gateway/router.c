@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* A route with what matching needs measured once. */
 struct router_entry {
@@ -92,18 +93,8 @@ router_free(struct router *r)
 static bool
 host_matches(const struct router_entry *e, const char *host, size_t host_len)
 {
-    if (e->host_len != host_len)
-        return false;
-    for (size_t i = 0; i < host_len; i++) {
-        unsigned char a = (unsigned char)e->host[i], b = (unsigned char)host[i];
-        if (a >= 'A' && a <= 'Z')
-            a |= 0x20;
-        if (b >= 'A' && b <= 'Z')
-            b |= 0x20;
-        if (a != b)
-            return false;
-    }
-    return true;
+    /* wsgate never calls setlocale, so this folds ASCII case only. */
+    return e->host_len == host_len && strncasecmp(e->host, host, host_len) == 0;
 }
 
 static bool
