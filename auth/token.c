@@ -294,6 +294,7 @@ token_extract(const struct token_input *in, const struct cfg_token_source *sourc
               size_t nsources, struct token_found *found)
 {
     found->kind = 0;
+    found->source = NULL;
     found->token_len = 0;
     found->token[0] = '\0';
 
@@ -307,6 +308,7 @@ token_extract(const struct token_input *in, const struct cfg_token_source *sourc
             continue;
         if (st == TOKEN_OK) {
             found->kind = sources[i].kind;
+            found->source = &sources[i];
             return TOKEN_OK;
         }
         /* The first source that carries a credential decides, even when it

@@ -27,7 +27,10 @@ struct token_input {
 
 /* Where a credential was found, so the gateway can strip exactly that. */
 struct token_found {
-    enum cfg_token_kind kind;  /* 0 when no credential was found */
+    enum cfg_token_kind kind; /* 0 when no credential was found */
+    /* The source it came from, which names the query parameter or cookie to
+     * strip before the request goes on; NULL when none was found. */
+    const struct cfg_token_source *source;
     char token[TOKEN_MAX + 1]; /* decoded, NUL-terminated */
     size_t token_len;
 };

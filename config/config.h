@@ -33,6 +33,9 @@ struct cfg_limits {
     uint64_t handshake_timeout_ms; /* default 10 s */
     uint64_t idle_timeout_ms;      /* default 10 min */
     uint64_t max_message_size;     /* bytes; default 1 MiB */
+    uint64_t proxy_buffer;         /* bytes queued per direction of a proxied
+                                      connection before the other side's reading
+                                      pauses; default 64 KiB, 4 KiB..16 MiB */
 };
 
 enum cfg_log_level {
@@ -76,6 +79,45 @@ struct cfg_provider {
     struct cfg_mark mark;
 };
 
+/* One upstream WebSocket server, parsed from a ws:// or wss:// URL. */
+struct cfg_upstream {
+    char *url;     /* as written (after ${VAR} expansion) */
+    bool tls;      /* wss:// */
+    char *host;    /* host name or IP literal, IPv6 without brackets */
+    uint16_t port; /* from the URL, else 80 (ws) or 443 (wss) */
+    char *path;    /* path prefix from the URL without a trailing '/', or "" */
+    struct cfg_mark mark;
+};
+
+/* The most upstreams a route may have: the balancer tracks them in a 64-bit
+ * mask. */
+#define CFG_MAX_UPSTREAMS 64
+
+/* How a route picks among its upstreams. */
+enum cfg_balance {
+    CFG_BALANCE_ROUND_ROBIN = 0,
+    CFG_BALANCE_LEAST_CONN,
+    CFG_BALANCE_HASH_IP,      /* consistent hash of the client IP */
+    CFG_BALANCE_HASH_SUBJECT, /* consistent hash of the authenticated subject */
+};
+
+/* TLS towards wss:// upstreams (routes[].upstream_tls). */
+struct cfg_upstream_tls {
+    char *ca_file;     /* PEM CA bundle; NULL: the system's CAs */
+    char *certificate; /* client certificate (PEM), or NULL */
+    char *key;         /* its key, required with certificate */
+    char *server_name; /* SNI and the name verified; NULL: the URL's host */
+    bool verify;       /* default true; false only for tests and labs */
+};
+
+/* Active health checks (routes[].health_check): a WebSocket handshake to
+ * each upstream every interval; one that fails is skipped until one passes. */
+struct cfg_health_check {
+    uint64_t interval_ms; /* default 10s */
+    uint64_t timeout_ms;  /* default 2s */
+    char *path;           /* request path; default "/" */
+};
+
 enum cfg_route_kind {
     CFG_ROUTE_HANDLER = 1, /* served in-process */
     CFG_ROUTE_UPSTREAM,    /* reverse-proxied */
@@ -88,10 +130,22 @@ struct cfg_route {
     bool strip_prefix; /* upstream routes only */
     char *host;        /* NULL matches any Host; lower-cased, no port */
     enum cfg_route_kind kind;
-    char *handler;    /* CFG_ROUTE_HANDLER: a built-in handler name ("echo") */
-    char **upstreams; /* CFG_ROUTE_UPSTREAM: ws:// or wss:// URLs */
+    char *handler; /* CFG_ROUTE_HANDLER: a built-in handler name ("echo") */
+    struct cfg_upstream *upstreams; /* CFG_ROUTE_UPSTREAM: `upstream` or `upstreams` */
     size_t nupstreams;
-    char *auth;                          /* provider name, or NULL for none */
+    enum cfg_balance balance; /* `balance`; default round_robin */
+    char *upstream_host;      /* Host sent upstream; NULL keeps the client's */
+    struct cfg_upstream_tls *upstream_tls; /* NULL: defaults (verify, system CAs) */
+    struct cfg_health_check *health_check; /* NULL: passive health only */
+    uint64_t
+        connect_timeout_ms; /* `connect_timeout`: TCP (and TLS) connect; default 5s */
+    uint64_t upstream_timeout_ms; /* `upstream_timeout`: the upstream's answer to the
+                                     upgrade request; default 10s, then 504 */
+    uint64_t backoff_ms;          /* `backoff`: an upstream that failed to connect is
+                                     skipped this long; default 10s */
+    uint64_t resolve_interval_ms; /* `resolve_interval`: host names are resolved again
+                                     this often; default 30s */
+    char *auth;                   /* provider name, or NULL for none */
     const struct cfg_provider *provider; /* resolved from auth; NULL for none */
     struct cfg_mark mark;
 };
@@ -162,6 +216,17 @@ int cfg_parse_address(const char *s, char **host, uint16_t *port, struct gw_err 
  * unterminated "${", or an empty name is an error. Returns 0 or -1. */
 int cfg_expand_env(const char *s, cfg_getenv_fn getenv_fn, void *arg, char **out,
                    struct gw_err *err);
+
+/* Parses an upstream URL: ws:// or wss:// (any case), a host (a DNS name,
+ * an IPv4 address or a bracketed IPv6 address), an optional :PORT (1 to
+ * 65535) and an optional path; user information, a query and a fragment are
+ * errors. On success returns 0 and fills out's url (a copy of s), tls, host
+ * (lower-cased, IPv6 without brackets), port (80 or 443 when absent) and path
+ * (without trailing '/'; "" when absent), all malloc'd and owned by the
+ * caller, leaving out->mark as it was. On failure returns -1 with a message
+ * in err that never quotes s (it may hold a secret from ${VAR}) and leaves
+ * *out unchanged. */
+int cfg_parse_upstream_url(const char *s, struct cfg_upstream *out, struct gw_err *err);
 
 /* True when `name` is a built-in in-process handler ("echo"). */
 bool cfg_handler_known(const char *name);

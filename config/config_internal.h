@@ -38,6 +38,10 @@ struct cfg_pair {
 /* Frees a node and everything under it; NULL is ignored. */
 void cfg_node_free(struct cfg_node *node);
 
+/* Frees what an upstream's fields point to (not u itself) and sets them to
+ * NULL; safe on a zeroed or half-filled struct. */
+void cfg_upstream_clear(struct cfg_upstream *u);
+
 /* Appends msg (malloc'd, already formatted) to errs, taking ownership of it;
  * NULL is ignored. Returns 0, or -1 when out of memory (msg is then freed). */
 int cfg_errors_push(struct cfg_errors *errs, char *msg);

@@ -440,6 +440,15 @@ free_strings(char **v, size_t n)
     free(v);
 }
 
+void
+cfg_upstream_clear(struct cfg_upstream *u)
+{
+    free(u->url);
+    free(u->host);
+    free(u->path);
+    u->url = u->host = u->path = NULL;
+}
+
 static void
 free_route(struct cfg_route *r)
 {
@@ -447,7 +456,21 @@ free_route(struct cfg_route *r)
     free(r->path);
     free(r->host);
     free(r->handler);
-    free_strings(r->upstreams, r->nupstreams);
+    for (size_t i = 0; i < r->nupstreams; i++)
+        cfg_upstream_clear(&r->upstreams[i]);
+    free(r->upstreams);
+    free(r->upstream_host);
+    if (r->upstream_tls != NULL) {
+        free(r->upstream_tls->ca_file);
+        free(r->upstream_tls->certificate);
+        free(r->upstream_tls->key);
+        free(r->upstream_tls->server_name);
+        free(r->upstream_tls);
+    }
+    if (r->health_check != NULL) {
+        free(r->health_check->path);
+        free(r->health_check);
+    }
     free(r->auth);
 }
 

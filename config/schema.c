@@ -48,6 +48,7 @@ struct walk_error {
 struct route_walk {
     bool has_path, has_prefix, has_handler, has_upstream, has_upstreams, has_name;
     bool has_strip;
+    bool bad_upstream; /* an upstream URL was rejected */
     struct cfg_mark name_mark, path_mark, auth_mark, strip_mark;
     const char *name_raw, *path_raw, *auth_raw; /* as written, for messages */
 };
@@ -428,7 +429,12 @@ static const struct limit_def limit_idle_timeout = {
     offsetof(struct cfg_limits, idle_timeout_ms)};
 static const struct limit_def limit_max_message_size = {
     LIMIT_SIZE, 1, GIB, "from 1B to 1GiB", offsetof(struct cfg_limits, max_message_size)};
+static const struct limit_def limit_proxy_buffer = {
+    LIMIT_SIZE, 4 * KIB, 16 * MIB, "from 4KiB to 16MiB",
+    offsetof(struct cfg_limits, proxy_buffer)};
 
+/* Reads a number as def says into the uint64_t at def->offset in obj. Also
+ * used for the durations of routes and health checks. */
 static void
 on_limit(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
 {
@@ -469,6 +475,7 @@ static const struct cfg_key_def limits_keys[] = {
     {"idle_timeout", CFG_NODE_SCALAR, false, on_limit, &limit_idle_timeout, "1m"},
     {"max_message_size", CFG_NODE_SCALAR, false, on_limit, &limit_max_message_size,
      "2MiB"},
+    {"proxy_buffer", CFG_NODE_SCALAR, false, on_limit, &limit_proxy_buffer, "128KiB"},
 };
 
 static void
@@ -692,13 +699,9 @@ on_token_from(struct cfg_walk *w, const struct cfg_node *v, void *obj, const voi
     }
 }
 
-/* Checks one expanded list entry; returns NULL or why it is invalid. */
-typedef const char *(*entry_check_fn)(const char *s);
-
-/* Reads a non-empty list of non-empty strings, each passing check (if any),
- * into a new array. */
+/* Reads a non-empty list of non-empty strings into a new array. */
 static char **
-get_strings(struct cfg_walk *w, const struct cfg_node *v, size_t *n, entry_check_fn check)
+get_strings(struct cfg_walk *w, const struct cfg_node *v, size_t *n)
 {
     char **out = alloc_list(w, v, sizeof(*out));
 
@@ -710,9 +713,6 @@ get_strings(struct cfg_walk *w, const struct cfg_node *v, size_t *n, entry_check
         size_t old = path_push(w, "[%zu]", i);
         if (kind_ok(w, item, CFG_NODE_SCALAR))
             out[i] = nonempty(w, item);
-        const char *why = out[i] != NULL && check != NULL ? check(out[i]) : NULL;
-        if (why != NULL)
-            fail(w, item->mark, "%s", why);
         path_pop(w, old);
     }
     return out;
@@ -722,7 +722,7 @@ static void
 on_static_tokens(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
 {
     struct cfg_provider *p = obj;
-    p->tokens = get_strings(w, v, &p->ntokens, NULL);
+    p->tokens = get_strings(w, v, &p->ntokens);
 }
 
 /* `type` is read before the walk, to choose the table; see walk_provider. */
@@ -965,56 +965,21 @@ on_route_handler(struct cfg_walk *w, const struct cfg_node *v, void *obj, const 
          JOIN_NAMES(known, known_handlers));
 }
 
-static const char *const upstream_schemes[] = {"ws://", "wss://"};
-
-/* A port in a URL: 1 to 5 digits, 1 to 65535. */
-static bool
-url_port_valid(const char *p, size_t n)
+/* Parses one upstream URL into out (whose mark is set); records why not.
+ * The URL is never quoted back: it may carry a secret from the environment. */
+static int
+parse_upstream(struct cfg_walk *w, const struct cfg_node *v, struct cfg_upstream *out)
 {
-    unsigned v = 0;
+    struct gw_err err = {.msg = ""};
+    char *s = nonempty(w, v);
 
-    if (n == 0 || n > 5)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        v = v * 10 + (unsigned)(p[i] - '0');
-    }
-    return v >= 1 && v <= 65535;
-}
-
-/* Checks an upstream URL: ws:// or wss://, a host, an optional port. Its
- * text is never quoted back: it may carry a secret from the environment. */
-static const char *
-check_upstream_url(const char *u)
-{
-    size_t skip = 0;
-
-    for (size_t i = 0; i < NELEMS(upstream_schemes) && skip == 0; i++)
-        if (strncmp(u, upstream_schemes[i], strlen(upstream_schemes[i])) == 0)
-            skip = strlen(upstream_schemes[i]);
-    if (skip == 0)
-        return "must be a ws:// or wss:// URL";
-    if (!visible_ascii(u))
-        return "must be printable ASCII without spaces";
-    const char *authority = u + skip;
-    size_t alen = strcspn(authority, "/?#");
-    const char *host = authority;
-    for (size_t i = 0; i < alen; i++) /* after any user:password@ */
-        if (authority[i] == '@')
-            host = authority + i + 1;
-    size_t hlen = (size_t)(authority + alen - host);
-    const char *close = host[0] == '[' ? memchr(host, ']', hlen) : NULL;
-    const char *colon = memchr(close != NULL ? close : host, ':',
-                               hlen - (size_t)((close != NULL ? close : host) - host));
-    size_t name_len = colon != NULL ? (size_t)(colon - host) : hlen;
-    if (name_len == 0)
-        return "has no host";
-    if (!cfg_host_valid(host, name_len))
-        return "has an invalid host";
-    if (colon != NULL && !url_port_valid(colon + 1, hlen - name_len - 1))
-        return "has an invalid port (1 to 65535)";
-    return NULL;
+    if (s == NULL)
+        return -1;
+    int rc = cfg_parse_upstream_url(s, out, &err);
+    free(s);
+    if (rc != 0)
+        fail(w, v->mark, "%s", err.msg);
+    return rc;
 }
 
 static void
@@ -1022,28 +987,24 @@ on_route_upstream(struct cfg_walk *w, const struct cfg_node *v, void *obj,
                   const void *arg)
 {
     struct route_ctx *c = obj;
-    char *s = nonempty(w, v);
+    struct cfg_upstream u = {.mark = v->mark};
 
     c->rw->has_upstream = true;
-    if (s == NULL)
-        return;
-    const char *why = check_upstream_url(s);
-    if (why != NULL) {
-        fail(w, v->mark, "%s", why);
-        free(s);
+    if (parse_upstream(w, v, &u) != 0) {
+        c->rw->bad_upstream = true;
         return;
     }
     if (c->r->upstreams != NULL) { /* upstreams came first: reported after the walk */
-        free(s);
+        cfg_upstream_clear(&u);
         return;
     }
     c->r->upstreams = malloc(sizeof(*c->r->upstreams));
     if (c->r->upstreams == NULL) {
         oom(w, v->mark);
-        free(s);
+        cfg_upstream_clear(&u);
         return;
     }
-    c->r->upstreams[0] = s;
+    c->r->upstreams[0] = u;
     c->r->nupstreams = 1;
 }
 
@@ -1052,17 +1013,33 @@ on_route_upstreams(struct cfg_walk *w, const struct cfg_node *v, void *obj,
                    const void *arg)
 {
     struct route_ctx *c = obj;
-    size_t n = 0;
 
     c->rw->has_upstreams = true;
-    char **list = get_strings(w, v, &n, check_upstream_url);
-    if (c->r->upstreams == NULL) {
-        c->r->upstreams = list;
-        c->r->nupstreams = n;
+    if (v->n > CFG_MAX_UPSTREAMS) {
+        fail(w, v->mark, "at most %d upstreams (found %zu)", CFG_MAX_UPSTREAMS, v->n);
+        c->rw->bad_upstream = true;
         return;
     }
-    for (size_t i = 0; i < n; i++) /* upstream came first: reported after the walk */
-        free(list[i]);
+    struct cfg_upstream *list = alloc_list(w, v, sizeof(*list));
+    if (list == NULL) {
+        c->rw->bad_upstream = true;
+        return;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        size_t old = path_push(w, "[%zu]", i);
+        list[i].mark = v->items[i]->mark;
+        if (!kind_ok(w, v->items[i], CFG_NODE_SCALAR) ||
+            parse_upstream(w, v->items[i], &list[i]) != 0)
+            c->rw->bad_upstream = true;
+        path_pop(w, old);
+    }
+    if (c->r->upstreams == NULL) {
+        c->r->upstreams = list;
+        c->r->nupstreams = v->n;
+        return;
+    }
+    for (size_t i = 0; i < v->n; i++) /* upstream came first: reported after the walk */
+        cfg_upstream_clear(&list[i]);
     free(list);
 }
 
@@ -1091,6 +1068,261 @@ on_route_auth(struct cfg_walk *w, const struct cfg_node *v, void *obj, const voi
     c->r->auth = s;
 }
 
+static const struct enum_name balances[] = {
+    {"round_robin", CFG_BALANCE_ROUND_ROBIN},
+    {"least_conn", CFG_BALANCE_LEAST_CONN},
+    {"hash_ip", CFG_BALANCE_HASH_IP},
+    {"hash_subject", CFG_BALANCE_HASH_SUBJECT},
+};
+
+static void
+on_route_balance(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct route_ctx *c = obj;
+    int value;
+    if (get_enum(w, v, balances, NELEMS(balances), &value) == 0)
+        c->r->balance = (enum cfg_balance)value;
+}
+
+/* Lower-cases s in place and returns it. */
+static char *
+lower(char *s)
+{
+    for (char *p = s; *p != '\0'; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return s;
+}
+
+/* Returns NULL when s is a Host header value: a host name or IP address
+ * (IPv6 in brackets) with an optional :PORT (1 to 65535), or why not. */
+static const char *
+check_host_port(const char *s)
+{
+    const char *close = s[0] == '[' ? strchr(s, ']') : NULL;
+    const char *colon = strchr(close != NULL ? close : s, ':');
+    size_t hlen = colon != NULL ? (size_t)(colon - s) : strlen(s);
+
+    if (close == NULL && colon != NULL && strchr(colon + 1, ':') != NULL)
+        return "an IPv6 address goes in brackets";
+    if (!cfg_host_valid(s, hlen))
+        return "expected a host name or an IP address, optionally with :PORT";
+    if (colon == NULL)
+        return NULL;
+    size_t digits = strspn(colon + 1, "0123456789");
+    unsigned long port = digits > 0 && digits <= 5 ? strtoul(colon + 1, NULL, 10) : 0;
+    if (colon[1 + digits] != '\0' || port < 1 || port > 65535)
+        return "the port must be a number from 1 to 65535";
+    return NULL;
+}
+
+static void
+on_route_upstream_host(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                       const void *arg)
+{
+    struct route_ctx *c = obj;
+    char *s = nonempty(w, v);
+
+    if (s == NULL)
+        return;
+    const char *why = check_host_port(lower(s));
+    if (why != NULL) {
+        fail_value(w, v, why);
+        free(s);
+        return;
+    }
+    c->r->upstream_host = s;
+}
+
+/* A string field of struct cfg_upstream_tls, at offset arg. */
+static void
+on_upstream_tls_file(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                     const void *arg)
+{
+    char **field = (char **)((char *)obj + *(const size_t *)arg);
+    *field = nonempty(w, v);
+}
+
+static const size_t utls_ca_file = offsetof(struct cfg_upstream_tls, ca_file);
+static const size_t utls_certificate = offsetof(struct cfg_upstream_tls, certificate);
+static const size_t utls_key = offsetof(struct cfg_upstream_tls, key);
+
+static void
+on_upstream_tls_server_name(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                            const void *arg)
+{
+    struct cfg_upstream_tls *t = obj;
+    char *s = nonempty(w, v);
+
+    if (s == NULL)
+        return;
+    if (s[0] == '[' || !cfg_host_valid(lower(s), strlen(s))) {
+        fail_value(w, v, "expected a host name or an IPv4 address");
+        free(s);
+        return;
+    }
+    t->server_name = s;
+}
+
+static void
+on_upstream_tls_verify(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                       const void *arg)
+{
+    get_bool(w, v, &((struct cfg_upstream_tls *)obj)->verify);
+}
+
+static const struct cfg_key_def upstream_tls_keys[] = {
+    {"ca_file", CFG_NODE_SCALAR, false, on_upstream_tls_file, &utls_ca_file, "ca.pem"},
+    {"certificate", CFG_NODE_SCALAR, false, on_upstream_tls_file, &utls_certificate,
+     "client.pem"},
+    {"key", CFG_NODE_SCALAR, false, on_upstream_tls_file, &utls_key, "client.key"},
+    {"server_name", CFG_NODE_SCALAR, false, on_upstream_tls_server_name, NULL,
+     "Chat.Internal"},
+    {"verify", CFG_NODE_SCALAR, false, on_upstream_tls_verify, NULL, "false"},
+};
+
+/* The value node of key `name` in map, or NULL. */
+static const struct cfg_node *
+find_value(const struct cfg_node *map, const char *name)
+{
+    for (size_t i = 0; i < map->n; i++)
+        if (strcmp(map->pairs[i].key->scalar, name) == 0)
+            return map->pairs[i].value;
+    return NULL;
+}
+
+static void
+on_route_upstream_tls(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                      const void *arg)
+{
+    struct route_ctx *c = obj;
+    struct cfg_upstream_tls *t = calloc(1, sizeof(*t));
+
+    if (t == NULL) {
+        oom(w, v->mark);
+        return;
+    }
+    t->verify = true;
+    c->r->upstream_tls = t;
+    walk_map(w, v, upstream_tls_keys, NELEMS(upstream_tls_keys), t);
+    /* Presence, not validity: an invalid value was reported already. */
+    bool has_cert = find_value(v, "certificate") != NULL;
+    bool has_key = find_value(v, "key") != NULL;
+    if (has_cert != has_key) {
+        size_t old = path_key(w, has_cert ? "key" : "certificate");
+        fail(w, v->mark, "missing (certificate and key go together)");
+        path_pop(w, old);
+    }
+}
+
+#define HEALTH_INTERVAL_MS (10ULL * 1000)
+#define HEALTH_TIMEOUT_MS (2ULL * 1000)
+
+static const struct limit_def health_interval = {
+    LIMIT_DURATION, 1, UINT64_MAX, "at least 1ms",
+    offsetof(struct cfg_health_check, interval_ms)};
+static const struct limit_def health_timeout = {
+    LIMIT_DURATION, 1, UINT64_MAX, "at least 1ms",
+    offsetof(struct cfg_health_check, timeout_ms)};
+
+static void
+on_health_path(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct cfg_health_check *hc = obj;
+    char *s = expand(w, v);
+
+    if (s == NULL)
+        return;
+    if (s[0] != '/')
+        fail_value(w, v, "must start with \"/\"");
+    else if (!visible_ascii(s))
+        fail_value(w, v,
+                   "must be printable ASCII without spaces (percent-encode the rest)");
+    else if (strchr(s, '#') != NULL)
+        fail_value(w, v, "must not hold a fragment");
+    else {
+        hc->path = s;
+        return;
+    }
+    free(s);
+}
+
+static const struct cfg_key_def health_check_keys[] = {
+    {"interval", CFG_NODE_SCALAR, false, on_limit, &health_interval, "30s"},
+    {"timeout", CFG_NODE_SCALAR, false, on_limit, &health_timeout, "500ms"},
+    {"path", CFG_NODE_SCALAR, false, on_health_path, NULL, "/healthz?probe=1"},
+};
+
+static void
+on_route_health_check(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                      const void *arg)
+{
+    struct route_ctx *c = obj;
+    struct cfg_health_check *hc = calloc(1, sizeof(*hc));
+    size_t nerrs = w->nerrs;
+
+    if (hc == NULL) {
+        oom(w, v->mark);
+        return;
+    }
+    hc->interval_ms = HEALTH_INTERVAL_MS;
+    hc->timeout_ms = HEALTH_TIMEOUT_MS;
+    c->r->health_check = hc;
+    walk_map(w, v, health_check_keys, NELEMS(health_check_keys), hc);
+    if (hc->path == NULL && (hc->path = strdup("/")) == NULL)
+        oom(w, v->mark);
+    if (w->nerrs != nerrs || hc->timeout_ms < hc->interval_ms)
+        return; /* compare only values that were read */
+    const struct cfg_node *timeout = find_value(v, "timeout");
+    const struct cfg_node *interval = find_value(v, "interval");
+    size_t old = path_key(w, timeout != NULL ? "timeout" : "interval");
+    if (timeout != NULL)
+        fail(w, timeout->mark, "must be less than interval%s",
+             interval != NULL ? "" : " (default 10s)");
+    else
+        fail(w, interval->mark, "must be more than timeout (default 2s)");
+    path_pop(w, old);
+}
+
+/* The timeouts of an upstream route, each at least 1ms, so that 0 means
+ * "not given" until check_route fills the default. */
+struct route_duration {
+    struct limit_def def;
+    uint64_t default_ms;
+};
+
+static const struct route_duration route_connect_timeout = {
+    {LIMIT_DURATION, 1, UINT64_MAX, "at least 1ms",
+     offsetof(struct cfg_route, connect_timeout_ms)},
+    5ULL * 1000};
+static const struct route_duration route_upstream_timeout = {
+    {LIMIT_DURATION, 1, UINT64_MAX, "at least 1ms",
+     offsetof(struct cfg_route, upstream_timeout_ms)},
+    10ULL * 1000};
+static const struct route_duration route_backoff = {
+    {LIMIT_DURATION, 1, UINT64_MAX, "at least 1ms",
+     offsetof(struct cfg_route, backoff_ms)},
+    10ULL * 1000};
+static const struct route_duration route_resolve_interval = {
+    {LIMIT_DURATION, 1, UINT64_MAX, "at least 1ms",
+     offsetof(struct cfg_route, resolve_interval_ms)},
+    30ULL * 1000};
+
+static const struct route_duration *const route_durations[] = {
+    &route_connect_timeout,
+    &route_upstream_timeout,
+    &route_backoff,
+    &route_resolve_interval,
+};
+
+static void
+on_route_duration(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                  const void *arg)
+{
+    on_limit(w, v, ((struct route_ctx *)obj)->r,
+             &((const struct route_duration *)arg)->def);
+}
+
 /* walk_map tracks keys seen in a 32-bit mask. */
 static const struct cfg_key_def route_keys[] = {
     {"name", CFG_NODE_SCALAR, false, on_route_name, NULL, "chat"},
@@ -1101,12 +1333,71 @@ static const struct cfg_key_def route_keys[] = {
     {"upstream", CFG_NODE_SCALAR, false, on_route_upstream, NULL,
      "\"ws://127.0.0.1:9001/x\""},
     {"upstreams", CFG_NODE_SEQUENCE, false, on_route_upstreams, NULL,
-     "[\"ws://[::1]:9000\", \"wss://u:p@svc.local\"]"},
+     "[\"ws://[::1]:9000\", \"WSS://svc.local/v1/\"]"},
     {"strip_prefix", CFG_NODE_SCALAR, false, on_route_strip, NULL, "true"},
     {"auth", CFG_NODE_SCALAR, false, on_route_auth, NULL, "none"},
+    {"balance", CFG_NODE_SCALAR, false, on_route_balance, NULL, "least_conn"},
+    {"upstream_host", CFG_NODE_SCALAR, false, on_route_upstream_host, NULL,
+     "Chat.Internal:8080"},
+    {"upstream_tls", CFG_NODE_MAPPING, false, on_route_upstream_tls, NULL,
+     "{verify: false}"},
+    {"health_check", CFG_NODE_MAPPING, false, on_route_health_check, NULL,
+     "{interval: 5s}"},
+    {"connect_timeout", CFG_NODE_SCALAR, false, on_route_duration, &route_connect_timeout,
+     "2s"},
+    {"upstream_timeout", CFG_NODE_SCALAR, false, on_route_duration,
+     &route_upstream_timeout, "3s"},
+    {"backoff", CFG_NODE_SCALAR, false, on_route_duration, &route_backoff, "500ms"},
+    {"resolve_interval", CFG_NODE_SCALAR, false, on_route_duration,
+     &route_resolve_interval, "1m"},
+};
+
+/* The keys that mean something only on an upstream route; strip_prefix,
+ * which may be false anywhere, is checked on its own. */
+static const char *const upstream_only_keys[] = {
+    "balance",         "upstream_host",    "upstream_tls", "health_check",
+    "connect_timeout", "upstream_timeout", "backoff",      "resolve_interval",
 };
 
 _Static_assert(NELEMS(route_keys) <= 32, "walk_map's mask holds 32 keys");
+
+/* Reports each upstream-only key that a handler route has. */
+static void
+check_upstream_only(struct cfg_walk *w, const struct cfg_node *map)
+{
+    for (size_t i = 0; i < map->n; i++) {
+        const struct cfg_node *key = map->pairs[i].key;
+        size_t k = 0;
+        while (k < NELEMS(upstream_only_keys) &&
+               strcmp(upstream_only_keys[k], key->scalar) != 0)
+            k++;
+        if (k == NELEMS(upstream_only_keys) ||
+            find_value(map, key->scalar) != map->pairs[i].value)
+            continue; /* not one, or a duplicate, reported already */
+        size_t old = path_key(w, key->scalar);
+        fail(w, key->mark, "applies only to upstream routes");
+        path_pop(w, old);
+    }
+}
+
+/* Fills an upstream route's unset timeouts, so that the gateway reads them
+ * without checking, and checks what spans its upstreams and upstream_tls. */
+static void
+upstream_defaults(struct cfg_walk *w, const struct cfg_node *map, struct cfg_route *r,
+                  const struct route_walk *rw)
+{
+    for (size_t i = 0; i < NELEMS(route_durations); i++) {
+        uint64_t *ms = (uint64_t *)((char *)r + route_durations[i]->def.offset);
+        if (*ms == 0)
+            *ms = route_durations[i]->default_ms;
+    }
+    bool any_tls = false;
+    for (size_t i = 0; i < r->nupstreams; i++)
+        any_tls = any_tls || r->upstreams[i].tls;
+    const struct cfg_node *tls = find_value(map, "upstream_tls");
+    if (tls != NULL && !any_tls && !rw->bad_upstream && r->nupstreams > 0)
+        fail(w, tls->mark, "upstream_tls needs a wss:// upstream");
+}
 
 /* The checks that span a route's keys; errors sit at the route's mapping. */
 static void
@@ -1135,6 +1426,10 @@ check_route(struct cfg_walk *w, const struct cfg_node *map, struct cfg_route *r,
             fail(w, rw->strip_mark, "applies only to upstream routes");
         path_pop(w, old);
     }
+    if (rw->has_handler && !upstream)
+        check_upstream_only(w, map);
+    if (r->kind == CFG_ROUTE_UPSTREAM)
+        upstream_defaults(w, map, r, rw);
     if (r->name == NULL && !rw->has_name && r->path != NULL) {
         r->name = strdup(r->path);
         rw->name_mark = rw->path_mark;
@@ -1191,6 +1486,8 @@ const struct cfg_schema_table cfg_schema_tables[] = {
     {"auth", auth_keys, NELEMS(auth_keys)},
     {"auth.providers.*", static_provider_keys, NELEMS(static_provider_keys)},
     {"routes[]", route_keys, NELEMS(route_keys)},
+    {"routes[].upstream_tls", upstream_tls_keys, NELEMS(upstream_tls_keys)},
+    {"routes[].health_check", health_check_keys, NELEMS(health_check_keys)},
 };
 const size_t cfg_schema_ntables = NELEMS(cfg_schema_tables);
 
@@ -1260,6 +1557,7 @@ set_defaults(struct cfg *cfg)
     cfg->limits.handshake_timeout_ms = 10ULL * 1000;
     cfg->limits.idle_timeout_ms = 10ULL * 60 * 1000;
     cfg->limits.max_message_size = MIB;
+    cfg->limits.proxy_buffer = 64 * KIB;
     cfg->log.level = CFG_LOG_INFO;
     cfg->log.format = CFG_LOG_TEXT;
 }

@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/config.h"
 #include "config/config_internal.h"
@@ -338,4 +339,110 @@ cfg_expand_env(const char *s, cfg_getenv_fn getenv_fn, void *arg, char **out,
 oom:
     free(b.p);
     return gw_err_set(err, "out of memory");
+}
+
+/* The schemes an upstream URL may have, and what each implies. */
+struct upstream_scheme {
+    const char *prefix; /* matched case-insensitively, as RFC 3986 says */
+    bool tls;
+    uint16_t port; /* when the URL has none */
+};
+
+static const struct upstream_scheme upstream_schemes[] = {
+    {"ws://", false, 80},
+    {"wss://", true, 443},
+};
+
+/* Splits the authority a[0..len) ("host", "host:port", "[v6]:port") into the
+ * host without brackets and the port (0 when absent). Returns 0 or -1. */
+static int
+split_authority(const char *a, size_t len, const char **host, size_t *hlen,
+                uint16_t *port, struct gw_err *err)
+{
+    const char *colon;
+
+    if (len > 0 && a[0] == '[') {
+        const char *close = memchr(a, ']', len);
+        if (close == NULL || !ipv6_valid(a + 1, (size_t)(close - a - 1)))
+            return gw_err_set(err, "has an invalid host");
+        if (close + 1 < a + len && close[1] != ':')
+            return gw_err_set(err, "has an invalid host");
+        *host = a + 1;
+        *hlen = (size_t)(close - a - 1);
+        colon = close + 1 < a + len ? close + 1 : NULL;
+    } else {
+        colon = memchr(a, ':', len);
+        *host = a;
+        *hlen = colon != NULL ? (size_t)(colon - a) : len;
+        if (colon != NULL && memchr(colon + 1, ':', len - *hlen - 1) != NULL)
+            return gw_err_set(err,
+                              "has an invalid host (an IPv6 address goes in brackets)");
+        if (*hlen == 0)
+            return gw_err_set(err, "has no host");
+        if (!name_valid(a, *hlen))
+            return gw_err_set(err, "has an invalid host");
+    }
+    *port = 0;
+    if (colon != NULL) {
+        size_t plen = len - (size_t)(colon + 1 - a);
+        uint64_t v = 0;
+        for (size_t i = 0; i < plen && v <= 65535; i++)
+            v = colon[1 + i] >= '0' && colon[1 + i] <= '9'
+                    ? v * 10 + (uint64_t)(colon[1 + i] - '0')
+                    : 65536;
+        if (plen == 0 || v < 1 || v > 65535)
+            return gw_err_set(err, "has an invalid port (1 to 65535)");
+        *port = (uint16_t)v;
+    }
+    return 0;
+}
+
+int
+cfg_parse_upstream_url(const char *s, struct cfg_upstream *out, struct gw_err *err)
+{
+    const struct upstream_scheme *scheme = NULL;
+
+    for (size_t i = 0; i < NELEMS(upstream_schemes) && scheme == NULL; i++)
+        if (strncasecmp(s, upstream_schemes[i].prefix,
+                        strlen(upstream_schemes[i].prefix)) == 0)
+            scheme = &upstream_schemes[i];
+    if (scheme == NULL)
+        return gw_err_set(err, "must be a ws:// or wss:// URL");
+    for (const char *p = s; *p != '\0'; p++)
+        if (*p <= 0x20 || *p >= 0x7f)
+            return gw_err_set(err, "must be printable ASCII without spaces");
+    const char *a = s + strlen(scheme->prefix);
+    size_t alen = strcspn(a, "/?#");
+    if (memchr(a, '@', alen) != NULL)
+        return gw_err_set(err, "must not hold user information (\"user:password@\")");
+    const char *host = NULL;
+    size_t hlen = 0;
+    uint16_t port = 0;
+    if (split_authority(a, alen, &host, &hlen, &port, err) != 0)
+        return -1;
+    const char *path = a + alen;
+    size_t plen = strcspn(path, "?#");
+    if (path[plen] == '?')
+        return gw_err_set(err, "must not hold a query (\"?...\")");
+    if (path[plen] == '#')
+        return gw_err_set(err, "must not hold a fragment (\"#...\")");
+    while (plen > 0 && path[plen - 1] == '/')
+        plen--;
+
+    struct cfg_upstream u = {.tls = scheme->tls, .port = port != 0 ? port : scheme->port};
+    u.url = strdup(s);
+    u.host = strndup(host, hlen);
+    u.path = strndup(path, plen);
+    if (u.url == NULL || u.host == NULL || u.path == NULL) {
+        free(u.url);
+        free(u.host);
+        free(u.path);
+        return gw_err_set(err, "out of memory");
+    }
+    for (char *p = u.host; *p != '\0'; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    u.mark = out->mark;
+    *out = u;
+    return 0;
 }

@@ -20,6 +20,9 @@
 #include "gateway/response.h"
 #include "gateway/router.h"
 #include "gateway/snapshot.h"
+#include "gateway/tunnel.h"
+#include "gateway/upstream.h"
+#include "gateway/upstream_req.h"
 #include "gateway/ws_endpoint.h"
 #include "gateway/ws_handshake.h"
 
@@ -38,7 +41,9 @@
 enum gw_conn_state {
     GW_CONN_HEAD = 1, /* reading the request head; timer: handshake_timeout */
     GW_CONN_AUTH,     /* head valid, provider deciding; same timer */
+    GW_CONN_UPSTREAM, /* connecting to the upstream; its own timers */
     GW_CONN_WS,       /* upgraded: the endpoint owns the protocol */
+    GW_CONN_TUNNEL,   /* upgraded through an upstream: the tunnel relays */
     GW_CONN_CLOSING,  /* last bytes queued (an error response or a close
                          frame): flush, half-close, drain until the peer's FIN */
     GW_CONN_CLOSED,   /* on the reap list; freed after this callback */
@@ -73,6 +78,10 @@ struct gw_conn {
     struct auth_provider *provider;
     struct auth_check *auth_pending;
     struct gw_ws *ws;
+    struct gw_up *up;         /* the upstream attempt, while connecting */
+    struct gw_tunnel *tunnel; /* once proxied */
+    size_t upstream;          /* index of the upstream the tunnel goes to */
+    char *subject;            /* the authenticated identity, or NULL */
     char peer[INET6_ADDRSTRLEN];
 };
 
@@ -127,6 +136,12 @@ conn_free(struct gw_conn *c)
     struct gw_ctx *ctx = c->ctx;
     if (c->auth_pending != NULL)
         auth_cancel(c->provider, c->auth_pending);
+    gw_up_cancel(c->up);
+    if (c->tunnel != NULL) {
+        gw_tunnel_free(c->tunnel);
+        gw_up_route_conn_end(gw_wsnap_up(c->wsnap, c->route), c->upstream);
+    }
+    free(c->subject);
     gw_ws_free(c->ws);
     if (c->timer != NULL)
         event_free(c->timer);
@@ -165,6 +180,8 @@ conn_close(struct gw_conn *c)
         auth_cancel(c->provider, c->auth_pending);
         c->auth_pending = NULL;
     }
+    gw_up_cancel(c->up);
+    c->up = NULL;
     list_remove(&c->ctx->conns, c);
     list_push(&c->ctx->reap, c);
     event_active(c->ctx->ev_reap, EV_TIMEOUT, 0);
@@ -242,6 +259,8 @@ reject(struct gw_conn *c, int status, const char *reason,
         auth_cancel(c->provider, c->auth_pending);
         c->auth_pending = NULL;
     }
+    gw_up_cancel(c->up);
+    c->up = NULL;
     hs_free(c);
     if (gw_response_error(bufferevent_get_output(c->bev), status, reason, extra) != 0) {
         conn_close(c);
@@ -260,7 +279,9 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
         reject(c, 408, "request head or authentication took too long", NULL);
         return;
     case GW_CONN_CLOSING:
+    case GW_CONN_UPSTREAM:
     case GW_CONN_WS:
+    case GW_CONN_TUNNEL:
     case GW_CONN_CLOSED:
         conn_close(c);
         return;
@@ -310,6 +331,151 @@ upgrade(struct gw_conn *c, const char *subject)
     gw_ws_start(c->ws);
 }
 
+/* The headers through which an upstream learns who the client is; a
+ * client's own copies are always removed, so they cannot be spoofed. */
+static const char *const identity_headers[] = {"X-Auth-Subject"};
+
+static int
+build_upstream_request(void *arg, size_t idx, char *out, size_t cap)
+{
+    struct gw_conn *c = arg;
+    const struct cfg_route *r = c->route;
+    const struct token_found *cred = &c->hs->cred;
+    const struct cfg_token_source *src = cred->kind != 0 ? cred->source : NULL;
+    struct upstream_header id[1] = {{identity_headers[0], c->subject}};
+    char request_id[40];
+    snprintf(request_id, sizeof(request_id), "%08x%04x%016llx",
+             (unsigned)c->wsnap->snap->generation, c->ctx->worker_id,
+             (unsigned long long)c->id);
+    struct upstream_req_params p = {
+        .req = &c->hs->req,
+        .hs = &c->hs->hs,
+        .strip_len = r->strip_prefix ? strlen(r->path) : 0,
+        .upstream_path = r->upstreams[idx].path,
+        .host = r->upstream_host,
+        .client_ip = c->peer,
+        .client_tls = c->tls,
+        .request_id = request_id,
+        .drop_query_param = src && src->kind == CFG_TOKEN_QUERY ? src->name : NULL,
+        .drop_cookie = src && src->kind == CFG_TOKEN_COOKIE ? src->name : NULL,
+        .drop_authorization = src && src->kind == CFG_TOKEN_HEADER,
+        .drop_bearer_protocol = src && src->kind == CFG_TOKEN_SUBPROTOCOL,
+        .identity = id,
+        .nidentity = c->subject != NULL ? 1 : 0,
+    };
+    return upstream_req_build(&p, out, cap);
+}
+
+static void
+tunnel_finished(void *owner)
+{
+    conn_close(owner);
+}
+
+static void
+start_tunnel(struct gw_conn *c, const struct gw_up_result *res)
+{
+    const struct cfg_limits *lim = conn_limits(c);
+    struct gw_tunnel_env env = {
+        .max_message_size = lim->max_message_size,
+        .idle_timeout_ms = lim->idle_timeout_ms,
+        .close_timeout_ms = GW_CLOSE_TIMEOUT_MS,
+        .buffer = (size_t)lim->proxy_buffer,
+        .route = c->route->name,
+        .finished = tunnel_finished,
+        .owner = c,
+    };
+    c->upstream = res->upstream;
+    if (bufferevent_write(c->bev, res->response, res->response_len) != 0 ||
+        (c->tunnel = gw_tunnel_new(c->bev, res->bev, &env)) == NULL) {
+        gw_up_route_conn_end(gw_wsnap_up(c->wsnap, c->route), res->upstream);
+        conn_close(c);
+        return;
+    }
+    char path[512];
+    gw_log_quote(path, sizeof(path), c->hs->hs.path, c->hs->hs.path_len);
+    GW_LOG_INFO("upgrade",
+                "status=101 path=\"%s\" route=%s upstream=%zu peer=%s conn=%llu", path,
+                c->route->name, res->upstream, c->peer, (unsigned long long)c->id);
+    event_free(c->timer);
+    c->timer = NULL;
+    hs_free(c);
+    c->state = GW_CONN_TUNNEL;
+    gw_tunnel_start(c->tunnel);
+}
+
+static void
+upstream_done(void *arg, const struct gw_up_result *res)
+{
+    struct gw_conn *c = arg;
+    c->up = NULL;
+    if (res->status == 101) {
+        start_tunnel(c, res);
+        return;
+    }
+    if (res->response == NULL) {
+        reject(c, res->status, res->reason, NULL);
+        return;
+    }
+    /* The upstream's own refusal, passed through as it answered. */
+    log_reject(c, res->status, res->reason);
+    hs_free(c);
+    if (bufferevent_write(c->bev, res->response, res->response_len) != 0) {
+        conn_close(c);
+        return;
+    }
+    enter_closing(c);
+}
+
+static void
+proxy(struct gw_conn *c)
+{
+    struct conn_hs *hs = c->hs;
+    struct upstream_offer offer = {.key = hs->hs.key, .key_len = hs->hs.key_len};
+    int i = http1_find_header(&hs->req, "sec-websocket-protocol");
+    if (i >= 0) {
+        offer.protocols = hs->req.headers[i].value;
+        offer.protocols_len = hs->req.headers[i].value_len;
+    }
+    if ((i = http1_find_header(&hs->req, "sec-websocket-extensions")) >= 0) {
+        offer.extensions = hs->req.headers[i].value;
+        offer.extensions_len = hs->req.headers[i].value_len;
+    }
+    const struct cfg_limits *lim = conn_limits(c);
+    struct gw_up_params p = {
+        .route = gw_wsnap_up(c->wsnap, c->route),
+        .cfg = c->route,
+        .base = c->ctx->base,
+        .dns = c->wsnap->dns,
+        .build_request = build_upstream_request,
+        .build_arg = c,
+        .request_cap = (size_t)lim->max_request_head + 1024,
+        .offer = offer,
+        .client_ip = c->peer,
+        .subject = c->subject,
+        .max_head = (size_t)lim->max_request_head,
+    };
+    /* The upstream attempt has its own connect and answer timers. */
+    event_del(c->timer);
+    c->state = GW_CONN_UPSTREAM;
+    if ((c->up = gw_up_start(&p, upstream_done, c)) == NULL)
+        reject(c, 503, "out of memory", NULL);
+}
+
+/* The request may go on: to the route's handler or its upstream. */
+static void
+admit(struct gw_conn *c, const char *subject)
+{
+    if (subject != NULL && (c->subject = strdup(subject)) == NULL) {
+        reject(c, 503, "out of memory", NULL);
+        return;
+    }
+    if (c->route->kind == CFG_ROUTE_UPSTREAM)
+        proxy(c);
+    else
+        upgrade(c, subject);
+}
+
 static void
 auth_done(void *arg, const struct auth_result *res)
 {
@@ -321,7 +487,7 @@ auth_done(void *arg, const struct auth_result *res)
     struct gw_response_extra extra = {.www_authenticate = challenge};
     switch (res->verdict) {
     case AUTH_ALLOW:
-        upgrade(c, res->subject);
+        admit(c, res->subject);
         return;
     case AUTH_FORBID:
         reject(c, 403, res->reason ? res->reason : "forbidden", NULL);
@@ -423,15 +589,11 @@ on_head(struct gw_conn *c, const char *buf, size_t head_len)
         reject(c, herr.status, herr.reason, NULL);
         return;
     }
-    if (c->route->kind == CFG_ROUTE_UPSTREAM) {
-        reject(c, 502, "upstream proxying is not available in this build", NULL);
-        return;
-    }
     if (c->route->provider != NULL) {
         authenticate(c);
         return;
     }
-    upgrade(c, NULL);
+    admit(c, NULL);
 }
 
 static void
@@ -469,8 +631,11 @@ conn_read_cb(struct bufferevent *bev, void *arg)
         read_head(c);
         return;
     case GW_CONN_AUTH:
+    case GW_CONN_UPSTREAM:
         /* A client may not send frames before the 101; they wait, bounded
          * by the read watermark, and are processed after the upgrade. */
+        return;
+    case GW_CONN_TUNNEL: /* the tunnel has its own callbacks */
         return;
     case GW_CONN_WS:
         gw_ws_on_read(c->ws);
@@ -621,7 +786,11 @@ gw_ctx_drain(struct gw_ctx *ctx)
                 reject(c, 503, "shutting down", &extra);
             break;
         case GW_CONN_AUTH:
+        case GW_CONN_UPSTREAM:
             reject(c, 503, "shutting down", &extra);
+            break;
+        case GW_CONN_TUNNEL:
+            gw_tunnel_drain(c->tunnel);
             break;
         case GW_CONN_WS:
             gw_ws_close(c->ws, WS_CLOSE_GOING_AWAY, "server shutting down");

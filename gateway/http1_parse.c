@@ -1,4 +1,4 @@
-/* http1_parse: a strict HTTP/1.1 request-head parser over (buf, len). */
+/* http1_parse: a strict HTTP/1.1 request- and response-head parser over (buf, len). */
 #include "gateway/http1_parse.h"
 
 #include <limits.h>
@@ -135,7 +135,7 @@ bad_byte(struct cursor *c, const char *reason)
     return fail(c, c->p, 400, reason);
 }
 
-/* "HTTP/" DIGIT "." DIGIT CRLF, of which only 1.0 and 1.1 are accepted. */
+/* "HTTP/" DIGIT "." DIGIT, of which only 1.0 and 1.1 are accepted. */
 static int
 parse_version(struct cursor *c, int *minor)
 {
@@ -153,9 +153,7 @@ parse_version(struct cursor *c, int *minor)
     if (v[7] > '1')
         return fail(c, v + 7, 400, "unsupported HTTP version");
     *minor = v[7] - '0';
-    if (c->p < c->end && *c->p != '\r' && *c->p != '\n')
-        return fail(c, c->p, 400, "invalid HTTP version");
-    return expect_crlf(c);
+    return 0;
 }
 
 /* method SP request-target SP HTTP-version CRLF (RFC 9112 §3). */
@@ -184,7 +182,58 @@ parse_request_line(struct cursor *c, struct http1_request *req)
     req->target_len = (size_t)(c->p - req->target);
     c->p++;
 
-    return parse_version(c, &req->minor_version);
+    int r = parse_version(c, &req->minor_version);
+    if (r != 0)
+        return r;
+    if (c->p < c->end && *c->p != '\r' && *c->p != '\n')
+        return fail(c, c->p, 400, "invalid HTTP version");
+    return expect_crlf(c);
+}
+
+/* HTTP-version SP status-code SP [reason-phrase] CRLF (RFC 9112 §4); the SP
+ * before an empty reason may be missing, as many servers send it. */
+static int
+parse_status_line(struct cursor *c, struct http1_response *resp)
+{
+    int r = parse_version(c, &resp->minor_version);
+    if (r != 0)
+        return r;
+    if (c->p == c->end)
+        return -2;
+    if (*c->p != ' ')
+        return bad_byte(c, "invalid HTTP version");
+    c->p++;
+
+    const char *code = c->p;
+    int status = 0;
+    for (int i = 0; i < 3; i++, c->p++) {
+        if (c->p == c->end)
+            return -2;
+        if (*c->p < '0' || *c->p > '9')
+            return bad_byte(c, "invalid status code");
+        status = status * 10 + (*c->p - '0');
+    }
+    if (status < 100 || status > 599)
+        return fail(c, code, 400, "invalid status code");
+    resp->status = status;
+    if (c->p == c->end)
+        return -2;
+    resp->reason = c->p; /* an empty reason is an empty view, never NULL */
+    if (*c->p == ' ') {
+        resp->reason = ++c->p;
+        while (c->end - c->p >= 8 && !word_has_ctl(c->p))
+            c->p += 8;
+        while (c->p < c->end && (CLASS(c->p) & C_FIELD))
+            c->p++;
+        if (c->p == c->end)
+            return -2;
+        if (*c->p != '\r')
+            return bad_byte(c, "invalid reason phrase");
+        resp->reason_len = (size_t)(c->p - resp->reason);
+    } else if (*c->p != '\r' && *c->p != '\n') {
+        return bad_byte(c, "invalid status code");
+    }
+    return expect_crlf(c);
 }
 
 /* One field line, name ":" OWS value OWS CRLF (RFC 9112 §5), at c->p. */
@@ -224,19 +273,12 @@ parse_field(struct cursor *c, struct http1_header *h)
     return expect_crlf(c);
 }
 
-/* The whole head from the start, sequentially: the first error wins. */
+/* The field lines after the start line and the blank line that ends them;
+ * returns the head's length. */
 static int
-parse_head(struct cursor *c, struct http1_request *req)
+parse_fields(struct cursor *c, struct http1_header *headers, size_t *num_headers)
 {
     int r;
-
-    /* RFC 9112 §2.2: a server SHOULD ignore at least one empty line before
-     * the request-line; one is ignored, so that a run of them stays cheap. */
-    if (c->end - c->p >= 2 && c->p[0] == '\r' && c->p[1] == '\n')
-        c->p += 2;
-    if ((r = parse_request_line(c, req)) != 0)
-        return r;
-
     for (;;) {
         if (c->p == c->end)
             return -2;
@@ -247,13 +289,44 @@ parse_head(struct cursor *c, struct http1_request *req)
         }
         if (IS_OWS(*c->p))
             return fail(c, c->p, 400, "obs-fold");
-        if (req->num_headers == HTTP1_MAX_HEADERS)
+        if (*num_headers == HTTP1_MAX_HEADERS)
             return fail(c, c->p, 431, "too many headers");
-        if ((r = parse_field(c, &req->headers[req->num_headers])) != 0)
+        if ((r = parse_field(c, &headers[*num_headers])) != 0)
             return r;
-        req->num_headers++;
+        (*num_headers)++;
     }
     return (int)(c->p - c->buf);
+}
+
+/* The whole request head from the start, sequentially: the first error wins. */
+static int
+parse_request_head(struct cursor *c, struct http1_request *req)
+{
+    int r;
+
+    /* RFC 9112 §2.2: a server SHOULD ignore at least one empty line before
+     * the request-line; one is ignored, so that a run of them stays cheap. */
+    if (c->end - c->p >= 2 && c->p[0] == '\r' && c->p[1] == '\n')
+        c->p += 2;
+    if ((r = parse_request_line(c, req)) != 0)
+        return r;
+    return parse_fields(c, req->headers, &req->num_headers);
+}
+
+/* Clears *err and bounds len; false when buf[0..len) cannot decide yet. */
+static bool
+parse_start(const char *buf, size_t *len, size_t last_len, struct http1_error *err)
+{
+    err->status = 0;
+    err->reason = NULL;
+    err->offset = 0;
+
+    /* A head longer than an int can express never completes; the caller's
+     * head cap answers it long before. */
+    if (*len > INT_MAX)
+        *len = INT_MAX;
+    size_t from = last_len > 0 && last_len <= *len ? last_len - 1 : 0;
+    return head_decidable(buf, *len, from);
 }
 
 int
@@ -264,20 +337,30 @@ http1_parse_request(const char *buf, size_t len, size_t last_len,
     req->method_len = req->target_len = 0;
     req->minor_version = -1;
     req->num_headers = 0;
-    err->status = 0;
-    err->reason = NULL;
-    err->offset = 0;
-
-    /* A head longer than an int can express never completes; the caller's
-     * head cap answers it long before. */
-    if (len > INT_MAX)
-        len = INT_MAX;
-    size_t from = last_len > 0 && last_len <= len ? last_len - 1 : 0;
-    if (!head_decidable(buf, len, from))
+    if (!parse_start(buf, &len, last_len, err))
         return -2;
 
     struct cursor c = {.buf = buf, .p = buf, .end = buf + len, .err = err};
-    return parse_head(&c, req);
+    return parse_request_head(&c, req);
+}
+
+int
+http1_parse_response(const char *buf, size_t len, size_t last_len,
+                     struct http1_response *resp, struct http1_error *err)
+{
+    resp->minor_version = -1;
+    resp->status = 0;
+    resp->reason = NULL;
+    resp->reason_len = 0;
+    resp->num_headers = 0;
+    if (!parse_start(buf, &len, last_len, err))
+        return -2;
+
+    struct cursor c = {.buf = buf, .p = buf, .end = buf + len, .err = err};
+    int r = parse_status_line(&c, resp);
+    if (r != 0)
+        return r;
+    return parse_fields(&c, resp->headers, &resp->num_headers);
 }
 
 bool

@@ -47,6 +47,22 @@ struct http1_error {
 int http1_parse_request(const char *buf, size_t len, size_t last_len,
                         struct http1_request *req, struct http1_error *err);
 
+/* A response head (an upstream's answer to the upgrade request). */
+struct http1_response {
+    int minor_version; /* HTTP/1.<minor> */
+    int status;        /* 100..599 */
+    const char *reason;
+    size_t reason_len;
+    struct http1_header headers[HTTP1_MAX_HEADERS];
+    size_t num_headers;
+};
+
+/* Parses one response head from buf[0..len) under the same rules and
+ * results as http1_parse_request (status line "HTTP/1.x DDD reason"; the
+ * reason may be empty). */
+int http1_parse_response(const char *buf, size_t len, size_t last_len,
+                         struct http1_response *resp, struct http1_error *err);
+
 /* Finds the first header named `name` (case-insensitive). Returns its index
  * or -1. Use http1_header_count to detect duplicates. */
 int http1_find_header(const struct http1_request *req, const char *name);

@@ -1,7 +1,11 @@
 /* snapshot: the immutable, refcounted configuration that connections start with. */
 #include "gateway/snapshot.h"
 
+#include <event2/dns.h>
+#include <stdint.h>
 #include <stdlib.h>
+
+#include "gateway/upstream.h"
 
 struct gw_snapshot *
 gw_snapshot_new(struct cfg *cfg, unsigned generation, struct gw_err *err)
@@ -45,8 +49,38 @@ wsnap_free(struct gw_wsnap *w)
         for (size_t i = 0; i < w->snap->cfg->nproviders; i++)
             auth_provider_free(w->providers[i]);
     free(w->providers);
+    if (w->up != NULL)
+        for (size_t i = 0; i < w->snap->cfg->nroutes; i++)
+            gw_up_route_free(w->up[i]);
+    free(w->up);
+    if (w->dns != NULL)
+        evdns_base_free(w->dns, 1); /* fails lookups still pending */
     gw_snapshot_unref(w->snap);
     free(w);
+}
+
+/* The upstream state of each proxied route, and a resolver when a route
+ * names its upstream by host name. */
+static int
+wsnap_upstreams(struct gw_wsnap *w, struct event_base *base, struct gw_err *err)
+{
+    const struct cfg *cfg = w->snap->cfg;
+    if ((w->up = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*w->up))) == NULL)
+        return gw_err_set(err, "out of memory");
+    bool any = false;
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        if (cfg->routes[i].kind != CFG_ROUTE_UPSTREAM)
+            continue;
+        any = true;
+        unsigned seed = (unsigned)(uintptr_t)w ^ (unsigned)i;
+        if ((w->up[i] = gw_up_route_new(&cfg->routes[i], seed, err)) == NULL)
+            return -1;
+    }
+    if (any &&
+        (w->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL &&
+        (w->dns = evdns_base_new(base, 0)) == NULL)
+        return gw_err_set(err, "cannot create a DNS resolver");
+    return 0;
 }
 
 struct gw_wsnap *
@@ -74,6 +108,10 @@ gw_wsnap_new(struct gw_snapshot *snap, struct event_base *base, struct gw_err *e
             return NULL;
         }
     }
+    if (wsnap_upstreams(w, base, err) != 0) {
+        wsnap_free(w);
+        return NULL;
+    }
     return w;
 }
 
@@ -94,4 +132,10 @@ struct auth_provider *
 gw_wsnap_provider(const struct gw_wsnap *w, const struct cfg_provider *p)
 {
     return w->providers[p - w->snap->cfg->providers];
+}
+
+struct gw_up_route *
+gw_wsnap_up(const struct gw_wsnap *w, const struct cfg_route *r)
+{
+    return w->up[r - w->snap->cfg->routes];
 }

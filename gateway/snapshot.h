@@ -9,6 +9,8 @@
 #include "gateway/router.h"
 
 struct event_base;
+struct evdns_base;
+struct gw_up_route;
 
 /* Shared by all workers; replaced as a whole on reload. */
 struct gw_snapshot {
@@ -34,6 +36,9 @@ struct gw_wsnap {
     unsigned refs;
     struct gw_snapshot *snap;
     struct auth_provider **providers; /* parallel to snap->cfg->providers */
+    struct gw_up_route **up;          /* parallel to snap->cfg->routes; NULL
+                                         for handler routes */
+    struct evdns_base *dns;           /* resolves upstream host names */
 };
 
 /* Creates the worker view, taking a new reference on snap. Returns NULL with
@@ -43,6 +48,10 @@ struct gw_wsnap *gw_wsnap_new(struct gw_snapshot *snap, struct event_base *base,
                               struct gw_err *err);
 void gw_wsnap_ref(struct gw_wsnap *w);
 void gw_wsnap_unref(struct gw_wsnap *w);
+
+/* The upstream state of route r (which must belong to w's configuration and
+ * be an upstream route). */
+struct gw_up_route *gw_wsnap_up(const struct gw_wsnap *w, const struct cfg_route *r);
 
 /* The instance of provider p (which must belong to w's configuration). */
 struct auth_provider *gw_wsnap_provider(const struct gw_wsnap *w,

@@ -24,6 +24,31 @@ fake_getenv(const char *name, void *arg)
     return NULL;
 }
 
+/* A parsed URL must be what the parser promises: lower-case host, no
+ * brackets, a port, a path that is empty or starts with '/' and does not end
+ * with one. */
+static void
+fuzz_upstream_url(const char *s)
+{
+    struct gw_err err;
+    struct cfg_upstream u = {0};
+
+    if (cfg_parse_upstream_url(s, &u, &err) != 0) {
+        if (u.url != NULL || u.host != NULL || u.path != NULL)
+            abort();
+        return;
+    }
+    size_t plen = strlen(u.path);
+    if (u.port == 0 || u.host[0] == '\0' || strcmp(u.url, s) != 0 ||
+        strpbrk(u.host, "[]@/?#ABCDEFGHIJKLMNOPQRSTUVWXYZ") != NULL ||
+        strpbrk(u.path, "?#") != NULL || (plen > 0 && u.path[0] != '/') ||
+        (plen > 0 && u.path[plen - 1] == '/'))
+        abort();
+    free(u.url);
+    free(u.host);
+    free(u.path);
+}
+
 /* The unit parsers take NUL-terminated strings: try the input as one. */
 static void
 fuzz_units(const uint8_t *data, size_t size)
@@ -42,6 +67,7 @@ fuzz_units(const uint8_t *data, size_t size)
     cfg_parse_duration(s, &v, &err);
     if (cfg_parse_address(s, &host, &port, &err) == 0)
         free(host);
+    fuzz_upstream_url(s);
     if (cfg_expand_env(s, fake_getenv, NULL, &out, &err) == 0)
         free(out);
     cfg_handler_known(s);

@@ -291,6 +291,109 @@ START_TEST(test_parse_address)
 }
 END_TEST
 
+/* ---- upstream URLs ---- */
+
+static const struct {
+    const char *in;
+    const char *host; /* NULL: must fail */
+    uint16_t port;
+    bool tls;
+    const char *path; /* for failures: the exact message */
+} url_cases[] = {
+    {"ws://127.0.0.1:9001", "127.0.0.1", 9001, false, ""},
+    {"ws://h", "h", 80, false, ""},
+    {"wss://h", "h", 443, true, ""},
+    {"ws://h/", "h", 80, false, ""},
+    {"ws://h:8080/", "h", 8080, false, ""},
+    {"wss://Chat.Example.COM:8443/API/v1/", "chat.example.com", 8443, true, "/API/v1"},
+    {"WSS://h/x", "h", 443, true, "/x"},
+    {"Ws://h", "h", 80, false, ""},
+    {"ws://h/a//", "h", 80, false, "/a"},
+    {"ws://h//", "h", 80, false, ""},
+    {"ws://h/a/b", "h", 80, false, "/a/b"},
+    {"ws://h/p%20q/@x", "h", 80, false, "/p%20q/@x"},
+    {"ws://[::1]:9000", "::1", 9000, false, ""},
+    {"wss://[FE80::1]/x/", "fe80::1", 443, true, "/x"},
+    {"ws://[::ffff:10.0.0.1]", "::ffff:10.0.0.1", 80, false, ""},
+    {"ws://h:1", "h", 1, false, ""},
+    {"ws://h:65535", "h", 65535, false, ""},
+    {"ws://h:00080", "h", 80, false, ""},
+    {"ws://my_svc.ns.svc.cluster.local:80", "my_svc.ns.svc.cluster.local", 80, false, ""},
+    {"http://h", NULL, 0, false, "must be a ws:// or wss:// URL"},
+    {"https://h", NULL, 0, false, "must be a ws:// or wss:// URL"},
+    {"ws:/h", NULL, 0, false, "must be a ws:// or wss:// URL"},
+    {"ws:h", NULL, 0, false, "must be a ws:// or wss:// URL"},
+    {"//h", NULL, 0, false, "must be a ws:// or wss:// URL"},
+    {"h:80", NULL, 0, false, "must be a ws:// or wss:// URL"},
+    {"", NULL, 0, false, "must be a ws:// or wss:// URL"},
+    {"ws://", NULL, 0, false, "has no host"},
+    {"ws:///x", NULL, 0, false, "has no host"},
+    {"ws://:9000/x", NULL, 0, false, "has no host"},
+    {"ws://u:p@h", NULL, 0, false, "must not hold user information (\"user:password@\")"},
+    {"ws://u@h:1/x", NULL, 0, false,
+     "must not hold user information (\"user:password@\")"},
+    {"ws://@h", NULL, 0, false, "must not hold user information (\"user:password@\")"},
+    {"ws://h/x?y", NULL, 0, false, "must not hold a query (\"?...\")"},
+    {"ws://h?y", NULL, 0, false, "must not hold a query (\"?...\")"},
+    {"ws://h/?", NULL, 0, false, "must not hold a query (\"?...\")"},
+    {"ws://h/x#f", NULL, 0, false, "must not hold a fragment (\"#...\")"},
+    {"ws://h#f?q", NULL, 0, false, "must not hold a fragment (\"#...\")"},
+    {"ws://h:0", NULL, 0, false, "has an invalid port (1 to 65535)"},
+    {"ws://h:65536", NULL, 0, false, "has an invalid port (1 to 65535)"},
+    {"ws://h:99999999999999999999", NULL, 0, false, "has an invalid port (1 to 65535)"},
+    {"ws://h:", NULL, 0, false, "has an invalid port (1 to 65535)"},
+    {"ws://h:/x", NULL, 0, false, "has an invalid port (1 to 65535)"},
+    {"ws://h:-1", NULL, 0, false, "has an invalid port (1 to 65535)"},
+    {"ws://h:8a", NULL, 0, false, "has an invalid port (1 to 65535)"},
+    {"ws://[::1]:", NULL, 0, false, "has an invalid port (1 to 65535)"},
+    {"ws://::1", NULL, 0, false,
+     "has an invalid host (an IPv6 address goes in brackets)"},
+    {"ws://fe80::1:80", NULL, 0, false,
+     "has an invalid host (an IPv6 address goes in brackets)"},
+    {"ws://[::1", NULL, 0, false, "has an invalid host"},
+    {"ws://[::1]x", NULL, 0, false, "has an invalid host"},
+    {"ws://[]:80", NULL, 0, false, "has an invalid host"},
+    {"ws://[zz]", NULL, 0, false, "has an invalid host"},
+    {"ws://[127.0.0.1]", NULL, 0, false, "has an invalid host"},
+    {"ws://[fe80::1%25eth0]", NULL, 0, false, "has an invalid host"},
+    {"ws://bad_host!/", NULL, 0, false, "has an invalid host"},
+    {"ws://999.1.1.1", NULL, 0, false, "has an invalid host"},
+    {"ws://-h", NULL, 0, false, "has an invalid host"},
+    {"ws://a..b", NULL, 0, false, "has an invalid host"},
+    {"ws://h/a b", NULL, 0, false, "must be printable ASCII without spaces"},
+    {"ws://h\t", NULL, 0, false, "must be printable ASCII without spaces"},
+    {"ws://h/\xc3\xa9", NULL, 0, false, "must be printable ASCII without spaces"},
+};
+
+START_TEST(test_parse_upstream_url)
+{
+    struct gw_err err = {.msg = ""};
+    struct cfg_upstream u = {.mark = {7, 9}};
+    int rc = cfg_parse_upstream_url(url_cases[_i].in, &u, &err);
+
+    if (url_cases[_i].host == NULL) {
+        ck_assert_msg(rc == -1, "\"%s\" accepted", url_cases[_i].in);
+        ck_assert_str_eq(err.msg, url_cases[_i].path);
+        ck_assert_ptr_null(u.url);
+        ck_assert_ptr_null(u.host);
+        ck_assert_ptr_null(u.path);
+        ck_assert_int_eq(cfg_parse_upstream_url(url_cases[_i].in, &u, NULL), -1);
+        return;
+    }
+    ck_assert_msg(rc == 0, "\"%s\": %s", url_cases[_i].in, err.msg);
+    ck_assert_str_eq(u.url, url_cases[_i].in);
+    ck_assert_str_eq(u.host, url_cases[_i].host);
+    ck_assert_uint_eq(u.port, url_cases[_i].port);
+    ck_assert_int_eq(u.tls, url_cases[_i].tls);
+    ck_assert_str_eq(u.path, url_cases[_i].path);
+    ck_assert_int_eq(u.mark.line, 7);
+    ck_assert_int_eq(u.mark.column, 9);
+    cfg_upstream_clear(&u);
+    ck_assert_ptr_null(u.url);
+    cfg_upstream_clear(&u);
+}
+END_TEST
+
 /* ---- ${VAR} expansion ---- */
 
 static const struct {
@@ -398,6 +501,15 @@ static const struct {
      " auth: {providers: {p: @}}}",
      "auth.providers.p.", true},
     {"routes[]", "{listeners: [{address: ':0'}], routes: [@]}", "routes[0].", false},
+    /* Not standalone: certificate alone is an error (it needs key). */
+    {"routes[].upstream_tls",
+     "{listeners: [{address: ':0'}], routes: [{path: /u, upstream: 'wss://h',"
+     " upstream_tls: @}]}",
+     "routes[0].upstream_tls.", false},
+    {"routes[].health_check",
+     "{listeners: [{address: ':0'}], routes: [{path: /u, upstream: 'ws://h',"
+     " health_check: @}]}",
+     "routes[0].health_check.", true},
 };
 
 /* Builds the document for table t with a mapping of its required keys
@@ -460,6 +572,8 @@ START_TEST(test_schema_table)
         char *errors;
         struct cfg *cfg = load(text, &errors);
         snprintf(want, sizeof(want), ": %s%s:", prefix, key->name);
+        ck_assert_msg(strstr(errors, want) == NULL, "%s rejected:\n%s", text, errors);
+        snprintf(want, sizeof(want), ": %s%s[", prefix, key->name); /* list items */
         ck_assert_msg(strstr(errors, want) == NULL, "%s rejected:\n%s", text, errors);
         if (table_docs[d].standalone)
             ck_assert_msg(cfg != NULL, "%s rejected:\n%s", text, errors);
@@ -528,6 +642,7 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(cfg->limits.handshake_timeout_ms, 10 * 1000);
     ck_assert_uint_eq(cfg->limits.idle_timeout_ms, 10 * 60 * 1000);
     ck_assert_uint_eq(cfg->limits.max_message_size, 1024 * 1024);
+    ck_assert_uint_eq(cfg->limits.proxy_buffer, 64 * 1024);
     ck_assert_int_eq(cfg->log.level, CFG_LOG_INFO);
     ck_assert_int_eq(cfg->log.format, CFG_LOG_TEXT);
     ck_assert_uint_eq(cfg->ntoken_from, 1);
@@ -544,6 +659,14 @@ START_TEST(test_defaults)
     ck_assert_int_eq(r->kind, CFG_ROUTE_HANDLER);
     ck_assert_str_eq(r->handler, "echo");
     ck_assert_uint_eq(r->nupstreams, 0);
+    ck_assert_ptr_null(r->upstreams);
+    ck_assert_ptr_null(r->upstream_host);
+    ck_assert_ptr_null(r->upstream_tls);
+    ck_assert_ptr_null(r->health_check);
+    ck_assert_uint_eq(r->connect_timeout_ms, 0); /* upstream routes only */
+    ck_assert_uint_eq(r->upstream_timeout_ms, 0);
+    ck_assert_uint_eq(r->backoff_ms, 0);
+    ck_assert_uint_eq(r->resolve_interval_ms, 0);
     ck_assert_ptr_null(r->auth);
     ck_assert_ptr_null(r->provider);
     ck_assert_int_eq(r->mark.line, 2);
@@ -564,6 +687,7 @@ static const char full_yaml[] =
     "  handshake_timeout: 500ms\n"
     "  idle_timeout: 2h\n"
     "  max_message_size: 1GiB\n"
+    "  proxy_buffer: 4KiB\n"
     "log: { level: '${LEVEL}', format: json }\n"
     "auth:\n"
     "  token_from: [header, query=access_token, cookie=session, subprotocol]\n"
@@ -580,7 +704,7 @@ static const char full_yaml[] =
     "  - name: bar\n"
     "    path_prefix: /bar/\n"
     "    strip_prefix: true\n"
-    "    upstreams: ['ws://10.0.0.5:9000', 'wss://[fe80::1]:9443/x?y#z', 'ws://u:p@h']\n"
+    "    upstreams: ['ws://10.0.0.5:9000', 'wss://[FE80::1]:9443/x/', 'ws://H:${PORT}']\n"
     "    auth: edge\n"
     "    host: '[::1]'\n";
 
@@ -603,6 +727,7 @@ START_TEST(test_full)
     ck_assert_uint_eq(cfg->limits.handshake_timeout_ms, 500);
     ck_assert_uint_eq(cfg->limits.idle_timeout_ms, 2 * 3600 * 1000);
     ck_assert_uint_eq(cfg->limits.max_message_size, 1ULL << 30);
+    ck_assert_uint_eq(cfg->limits.proxy_buffer, 4096);
     ck_assert_int_eq(cfg->log.level, CFG_LOG_DEBUG);
     ck_assert_int_eq(cfg->log.format, CFG_LOG_JSON);
 
@@ -622,7 +747,7 @@ START_TEST(test_full)
     ck_assert_str_eq(edge->tokens[0], "tok-from-env");
     ck_assert_str_eq(edge->tokens[1], "literal");
     ck_assert_str_eq(edge->tokens[2], "$dollar");
-    ck_assert_int_eq(edge->mark.line, 16);
+    ck_assert_int_eq(edge->mark.line, 17);
     ck_assert_int_eq(edge->mark.column, 5);
 
     ck_assert_uint_eq(cfg->nroutes, 4);
@@ -634,7 +759,21 @@ START_TEST(test_full)
     ck_assert_ptr_null(r[1].provider);
     ck_assert_int_eq(r[2].kind, CFG_ROUTE_UPSTREAM);
     ck_assert_uint_eq(r[2].nupstreams, 1);
-    ck_assert_str_eq(r[2].upstreams[0], "ws://127.0.0.1:9001");
+    ck_assert_str_eq(r[2].upstreams[0].url, "ws://127.0.0.1:9001");
+    ck_assert_str_eq(r[2].upstreams[0].host, "127.0.0.1");
+    ck_assert_uint_eq(r[2].upstreams[0].port, 9001);
+    ck_assert(!r[2].upstreams[0].tls);
+    ck_assert_str_eq(r[2].upstreams[0].path, "");
+    ck_assert_int_eq(r[2].upstreams[0].mark.line, 24);
+    ck_assert_int_eq(r[2].upstreams[0].mark.column, 15);
+    ck_assert_int_eq(r[2].balance, CFG_BALANCE_ROUND_ROBIN);
+    ck_assert_uint_eq(r[2].connect_timeout_ms, 5000);
+    ck_assert_uint_eq(r[2].upstream_timeout_ms, 10000);
+    ck_assert_uint_eq(r[2].backoff_ms, 10000);
+    ck_assert_uint_eq(r[2].resolve_interval_ms, 30000);
+    ck_assert_ptr_null(r[2].upstream_host);
+    ck_assert_ptr_null(r[2].upstream_tls);
+    ck_assert_ptr_null(r[2].health_check);
     ck_assert_ptr_null(r[2].handler);
     ck_assert_str_eq(r[2].auth, "other");
     ck_assert_ptr_eq(r[2].provider, &cfg->providers[1]);
@@ -643,11 +782,243 @@ START_TEST(test_full)
     ck_assert(r[3].prefix);
     ck_assert(r[3].strip_prefix);
     ck_assert_uint_eq(r[3].nupstreams, 3);
-    ck_assert_str_eq(r[3].upstreams[1], "wss://[fe80::1]:9443/x?y#z");
+    ck_assert_str_eq(r[3].upstreams[1].url, "wss://[FE80::1]:9443/x/");
+    ck_assert_str_eq(r[3].upstreams[1].host, "fe80::1");
+    ck_assert_uint_eq(r[3].upstreams[1].port, 9443);
+    ck_assert(r[3].upstreams[1].tls);
+    ck_assert_str_eq(r[3].upstreams[1].path, "/x");
+    ck_assert_str_eq(r[3].upstreams[2].url, "ws://H:9000");
+    ck_assert_str_eq(r[3].upstreams[2].host, "h");
+    ck_assert_uint_eq(r[3].upstreams[2].port, 9000);
+    ck_assert_int_eq(r[3].upstreams[2].mark.line, 29);
     ck_assert_ptr_eq(r[3].provider, edge);
     ck_assert_str_eq(r[3].host, "[::1]");
-    ck_assert_int_eq(r[3].mark.line, 25);
+    ck_assert_int_eq(r[3].mark.line, 26);
     cfg_free(cfg);
+}
+END_TEST
+
+/* Every key of an upstream route, each away from its default. */
+static const char upstream_yaml[] =
+    "listeners: [{address: ':8080'}]\n"
+    "routes:\n"
+    "  - name: chat\n"
+    "    path_prefix: /chat/\n"
+    "    upstreams: ['ws://10.0.0.5:9000/v1/', 'WSS://Chat-2.Internal']\n"
+    "    balance: hash_subject\n"
+    "    upstream_host: Chat.Internal:8443\n"
+    "    upstream_tls:\n"
+    "      ca_file: /etc/ssl/ca.pem\n"
+    "      certificate: '${SECRET}.pem'\n"
+    "      key: /etc/wsgate/client.key\n"
+    "      server_name: Chat.Internal\n"
+    "      verify: false\n"
+    "    health_check: {interval: 1m, timeout: 59s, path: /healthz?deep=1}\n"
+    "    connect_timeout: 1ms\n"
+    "    upstream_timeout: 3s\n"
+    "    backoff: 2m\n"
+    "    resolve_interval: 1h\n"
+    "  - {path: /a, upstream: 'wss://a', upstream_tls: {}, health_check: {}}\n"
+    "  - {path: /b, upstream: 'ws://b', balance: least_conn, health_check: {interval: "
+    "3s}}\n"
+    "  - {path: /c, upstream: 'ws://[::1]', balance: hash_ip, upstream_host: '[::1]',\n"
+    "     health_check: {timeout: 9s}}\n"
+    "  - {path: /d, upstream: 'ws://d', balance: round_robin, upstream_host: d}\n";
+
+START_TEST(test_upstream_route)
+{
+    struct cfg *cfg = load_ok(upstream_yaml);
+    const struct cfg_route *r = cfg->routes;
+
+    ck_assert_uint_eq(cfg->nroutes, 5);
+    ck_assert_int_eq(r[0].kind, CFG_ROUTE_UPSTREAM);
+    ck_assert_uint_eq(r[0].nupstreams, 2);
+    ck_assert_str_eq(r[0].upstreams[0].host, "10.0.0.5");
+    ck_assert_uint_eq(r[0].upstreams[0].port, 9000);
+    ck_assert_str_eq(r[0].upstreams[0].path, "/v1");
+    ck_assert(!r[0].upstreams[0].tls);
+    ck_assert_int_eq(r[0].upstreams[0].mark.line, 5);
+    ck_assert_int_eq(r[0].upstreams[0].mark.column, 17);
+    ck_assert_str_eq(r[0].upstreams[1].url, "WSS://Chat-2.Internal");
+    ck_assert_str_eq(r[0].upstreams[1].host, "chat-2.internal");
+    ck_assert_uint_eq(r[0].upstreams[1].port, 443);
+    ck_assert(r[0].upstreams[1].tls);
+    ck_assert_int_eq(r[0].upstreams[1].mark.column, 43);
+    ck_assert_int_eq(r[0].balance, CFG_BALANCE_HASH_SUBJECT);
+    ck_assert_str_eq(r[0].upstream_host, "chat.internal:8443");
+    ck_assert_ptr_nonnull(r[0].upstream_tls);
+    ck_assert_str_eq(r[0].upstream_tls->ca_file, "/etc/ssl/ca.pem");
+    ck_assert_str_eq(r[0].upstream_tls->certificate, "hunter2-secret.pem");
+    ck_assert_str_eq(r[0].upstream_tls->key, "/etc/wsgate/client.key");
+    ck_assert_str_eq(r[0].upstream_tls->server_name, "chat.internal");
+    ck_assert(!r[0].upstream_tls->verify);
+    ck_assert_ptr_nonnull(r[0].health_check);
+    ck_assert_uint_eq(r[0].health_check->interval_ms, 60000);
+    ck_assert_uint_eq(r[0].health_check->timeout_ms, 59000);
+    ck_assert_str_eq(r[0].health_check->path, "/healthz?deep=1");
+    ck_assert_uint_eq(r[0].connect_timeout_ms, 1);
+    ck_assert_uint_eq(r[0].upstream_timeout_ms, 3000);
+    ck_assert_uint_eq(r[0].backoff_ms, 120000);
+    ck_assert_uint_eq(r[0].resolve_interval_ms, 3600000);
+
+    /* Empty mappings take every default. */
+    ck_assert_int_eq(r[1].balance, CFG_BALANCE_ROUND_ROBIN);
+    ck_assert_ptr_null(r[1].upstream_host);
+    ck_assert_ptr_nonnull(r[1].upstream_tls);
+    ck_assert_ptr_null(r[1].upstream_tls->ca_file);
+    ck_assert_ptr_null(r[1].upstream_tls->certificate);
+    ck_assert_ptr_null(r[1].upstream_tls->key);
+    ck_assert_ptr_null(r[1].upstream_tls->server_name);
+    ck_assert(r[1].upstream_tls->verify);
+    ck_assert_ptr_nonnull(r[1].health_check);
+    ck_assert_uint_eq(r[1].health_check->interval_ms, 10000);
+    ck_assert_uint_eq(r[1].health_check->timeout_ms, 2000);
+    ck_assert_str_eq(r[1].health_check->path, "/");
+    ck_assert_uint_eq(r[1].connect_timeout_ms, 5000);
+    ck_assert_uint_eq(r[1].upstream_timeout_ms, 10000);
+    ck_assert_uint_eq(r[1].backoff_ms, 10000);
+    ck_assert_uint_eq(r[1].resolve_interval_ms, 30000);
+
+    ck_assert_int_eq(r[2].balance, CFG_BALANCE_LEAST_CONN);
+    ck_assert_uint_eq(r[2].health_check->interval_ms, 3000);
+    ck_assert_uint_eq(r[2].health_check->timeout_ms, 2000);
+    ck_assert_ptr_null(r[2].upstream_tls);
+    ck_assert_int_eq(r[3].balance, CFG_BALANCE_HASH_IP);
+    ck_assert_str_eq(r[3].upstream_host, "[::1]");
+    ck_assert_str_eq(r[3].upstreams[0].host, "::1");
+    ck_assert_uint_eq(r[3].health_check->interval_ms, 10000);
+    ck_assert_uint_eq(r[3].health_check->timeout_ms, 9000);
+    ck_assert_int_eq(r[4].balance, CFG_BALANCE_ROUND_ROBIN);
+    ck_assert_str_eq(r[4].upstream_host, "d");
+    ck_assert_ptr_null(r[4].health_check);
+    cfg_free(cfg);
+}
+END_TEST
+
+/* A route may have CFG_MAX_UPSTREAMS upstreams, and no more. */
+START_TEST(test_max_upstreams)
+{
+    char doc[8192];
+    size_t n = (size_t)snprintf(doc, sizeof(doc),
+                                "listeners: [{address: ':1'}]\n"
+                                "routes: [{path: /a, upstreams: [");
+
+    for (int i = 0; i < CFG_MAX_UPSTREAMS; i++)
+        n += (size_t)snprintf(doc + n, sizeof(doc) - n, "%sws://h%d", i > 0 ? ", " : "",
+                              i);
+    snprintf(doc + n, sizeof(doc) - n, "]}]\n");
+    struct cfg *cfg = load_ok(doc);
+    ck_assert_uint_eq(cfg->routes[0].nupstreams, CFG_MAX_UPSTREAMS);
+    ck_assert_str_eq(cfg->routes[0].upstreams[CFG_MAX_UPSTREAMS - 1].host, "h63");
+    cfg_free(cfg);
+
+    snprintf(doc + n, sizeof(doc) - n, ", ws://h64]}]\n");
+    char *errors = load_bad(doc);
+    ck_assert_str_eq(
+        errors, "test.yaml:2:32: routes[0].upstreams: at most 64 upstreams (found 65)\n");
+    free(errors);
+}
+END_TEST
+
+/* Values of the upstream keys that are refused, each with its exact error. */
+static const struct {
+    const char *route; /* the keys after "path: /a, upstream: 'wss://h', " */
+    const char *want;
+} upstream_key_cases[] = {
+    {"balance: random", "routes[0].balance: invalid value \"random\": expected one of: "
+                        "round_robin, least_conn, hash_ip, hash_subject"},
+    {"balance: Round_Robin", "routes[0].balance: invalid value \"Round_Robin\""},
+    {"upstream_host: 'a b'", "routes[0].upstream_host: invalid value \"a b\": expected a "
+                             "host name or an IP address, optionally with :PORT"},
+    {"upstream_host: 'h:0'", "routes[0].upstream_host: invalid value \"h:0\": the port "
+                             "must be a number from 1 to 65535"},
+    {"upstream_host: 'h:'", "the port must be a number from 1 to 65535"},
+    {"upstream_host: 'h:1x'", "the port must be a number from 1 to 65535"},
+    {"upstream_host: 'h:123456'", "the port must be a number from 1 to 65535"},
+    {"upstream_host: '::1'", "an IPv6 address goes in brackets"},
+    {"upstream_host: 'h/x'", "expected a host name or an IP address"},
+    {"upstream_host: ''", "routes[0].upstream_host: must not be empty"},
+    {"upstream_tls: {key: k.pem}",
+     "routes[0].upstream_tls.certificate: missing (certificate and key go together)"},
+    {"upstream_tls: {certificate: ''}", "routes[0].upstream_tls.certificate: must not "
+                                        "be empty"},
+    {"upstream_tls: {verify: yes}",
+     "routes[0].upstream_tls.verify: invalid value \"yes\": expected true or false"},
+    {"upstream_tls: {server_name: 'h:443'}",
+     "routes[0].upstream_tls.server_name: invalid value \"h:443\": expected a host name "
+     "or an IPv4 address"},
+    {"upstream_tls: {server_name: '[::1]'}", "expected a host name or an IPv4 address"},
+    {"upstream_tls: {sni: h}", "routes[0].upstream_tls.sni: unknown key"},
+    {"upstream_tls: x", "routes[0].upstream_tls: expected a mapping, not a single value"},
+    {"health_check: {interval: 0ms}", "routes[0].health_check.interval: must be at least "
+                                      "1ms"},
+    {"health_check: {interval: 2s}", "routes[0].health_check.interval: must be more than "
+                                     "timeout (default 2s)"},
+    {"health_check: {timeout: 10s}", "routes[0].health_check.timeout: must be less than "
+                                     "interval (default 10s)"},
+    {"health_check: {interval: 1s, timeout: 1s}",
+     "routes[0].health_check.timeout: must be less than interval\n"},
+    {"health_check: {timeout: 5}",
+     "routes[0].health_check.timeout: invalid value \"5\": missing unit"},
+    {"health_check: {path: healthz}",
+     "routes[0].health_check.path: invalid value \"healthz\": must start with \"/\""},
+    {"health_check: {path: '/a#b'}", "must not hold a fragment"},
+    {"health_check: {path: '/a b'}", "must be printable ASCII without spaces"},
+    {"connect_timeout: 0s", "routes[0].connect_timeout: must be at least 1ms"},
+    {"upstream_timeout: 10", "routes[0].upstream_timeout: invalid value \"10\": missing "
+                             "unit"},
+    {"backoff: 1.5s", "routes[0].backoff: invalid value \"1.5s\""},
+    {"resolve_interval: -1s", "routes[0].resolve_interval: invalid value \"-1s\""},
+};
+
+START_TEST(test_upstream_keys_bad)
+{
+    char *doc = NULL;
+
+    ck_assert_int_ge(asprintf(&doc,
+                              "listeners: [{address: ':1'}]\n"
+                              "routes: [{path: /a, upstream: 'wss://h', %s}]\n",
+                              upstream_key_cases[_i].route),
+                     0);
+    expect_error(doc, upstream_key_cases[_i].want);
+    free(doc);
+}
+END_TEST
+
+/* On a handler route, each upstream-only key is an error at that key. */
+START_TEST(test_upstream_keys_on_handler)
+{
+    const struct cfg_schema_table *t = &cfg_schema_tables[0];
+    size_t checked = 0;
+
+    while (strcmp(t->path, "routes[]") != 0)
+        t++;
+    for (size_t k = 0; k < t->nkeys; k++) {
+        static const char *const anywhere[] = {"name",      "path",         "path_prefix",
+                                               "host",      "handler",      "upstream",
+                                               "upstreams", "strip_prefix", "auth"};
+        bool any = false;
+        for (size_t j = 0; j < NELEMS(anywhere); j++)
+            any = any || strcmp(anywhere[j], t->keys[k].name) == 0;
+        if (any)
+            continue;
+        char *doc = NULL, want[128];
+        ck_assert_int_ge(asprintf(&doc,
+                                  "listeners: [{address: ':1'}]\n"
+                                  "routes: [{path: /a, handler: echo, %s: %s}]\n",
+                                  t->keys[k].name, t->keys[k].example),
+                         0);
+        snprintf(want, sizeof(want),
+                 "test.yaml:2:36: routes[0].%s: applies only to "
+                 "upstream routes\n",
+                 t->keys[k].name);
+        char *errors = load_bad(doc);
+        ck_assert_str_eq(errors, want);
+        free(errors);
+        free(doc);
+        checked++;
+    }
+    ck_assert_uint_eq(checked, 8);
 }
 END_TEST
 
@@ -714,6 +1085,70 @@ START_TEST(test_example)
 }
 END_TEST
 
+/* The example's commented-out upstream route, uncommented, is valid and
+ * shows every upstream key. */
+START_TEST(test_example_upstream)
+{
+    static const char marker[] = "\n  # - name: chat\n";
+    char *path = example_path();
+    size_t len, n = 0;
+    char *text = read_all(path, &len);
+
+    ck_assert_ptr_nonnull(text);
+    char *start = strstr(text, marker);
+    ck_assert_ptr_nonnull(start);
+    char *out = malloc(len + 2);
+    ck_assert_ptr_nonnull(out);
+    n = (size_t)(start - text) + 1;
+    memcpy(out, text, n);
+    for (const char *line = start + 1; *line != '\0';) {
+        size_t llen = strcspn(line, "\n");
+        if (strncmp(line, "  # ", 4) == 0) { /* "  # x" becomes "  x" */
+            memcpy(out + n, "  ", 2);
+            memcpy(out + n + 2, line + 4, llen - 4);
+            n += llen - 2;
+        } else {
+            memcpy(out + n, line, llen);
+            n += llen;
+        }
+        out[n++] = '\n';
+        line += llen + (line[llen] == '\n');
+    }
+    char *errors;
+    struct cfg *cfg = load_named("example.yaml", out, n, fake_getenv, &errors);
+    ck_assert_msg(cfg != NULL, "uncommented example.yaml:\n%.*s\n%s", (int)n, out,
+                  errors);
+    free(errors);
+    ck_assert_uint_eq(cfg->nroutes, 3);
+    const struct cfg_route *r = &cfg->routes[2];
+    ck_assert_str_eq(r->name, "chat");
+    ck_assert_int_eq(r->kind, CFG_ROUTE_UPSTREAM);
+    ck_assert_uint_eq(r->nupstreams, 2);
+    ck_assert_ptr_nonnull(r->upstream_host);
+    ck_assert_ptr_nonnull(r->upstream_tls);
+    ck_assert_ptr_nonnull(r->upstream_tls->ca_file);
+    ck_assert_ptr_nonnull(r->upstream_tls->certificate);
+    ck_assert_ptr_nonnull(r->upstream_tls->server_name);
+    ck_assert_ptr_nonnull(r->health_check);
+    ck_assert_ptr_eq(r->provider, &cfg->providers[0]);
+    /* What the comments call defaults are the defaults. */
+    ck_assert_int_eq(r->balance, CFG_BALANCE_ROUND_ROBIN);
+    ck_assert(r->upstream_tls->verify);
+    ck_assert_uint_eq(r->health_check->interval_ms, 10000);
+    ck_assert_uint_eq(r->health_check->timeout_ms, 2000);
+    ck_assert_str_eq(r->health_check->path, "/");
+    ck_assert_uint_eq(r->connect_timeout_ms, 5000);
+    ck_assert_uint_eq(r->upstream_timeout_ms, 10000);
+    ck_assert_uint_eq(r->backoff_ms, 10000);
+    ck_assert_uint_eq(r->resolve_interval_ms, 30000);
+    ck_assert_uint_eq(cfg->limits.proxy_buffer, 64 * 1024);
+    cfg_free(cfg);
+    free(out);
+    free(text);
+    free(path);
+}
+END_TEST
+
 /* Every prefix of the example loads or fails cleanly, never half-way. */
 START_TEST(test_example_prefixes)
 {
@@ -767,6 +1202,12 @@ static const char *const secret_docs[] = {
     "routes: [{path: '${SECRET}', host: '${SECRET}:1', handler: '${SECRET}'}]\n",
     "routes: [{path_prefix: /p/, upstream: 'ws://a:${SECRET}@h:99999', strip_prefix: "
     "'${SECRET}', auth: '${SECRET}'}]\n",
+    "routes: [{path: /a, upstreams: ['ws://u:${SECRET}@h', 'ws://h/?t=${SECRET}', "
+    "'ws://h/#${SECRET}', 'ws://h:${SECRET}', 'ws://${SECRET}', '${SECRET}://h'], "
+    "auth: '${SECRET}'}]\n",
+    "routes: [{path: /a, upstream: 'wss://h', upstream_host: '${SECRET}', balance: "
+    "'${SECRET}', upstream_tls: {server_name: '${SECRET}', verify: '${SECRET}'}, "
+    "health_check: {path: '${SECRET}', interval: '${SECRET}'}, backoff: '${SECRET}'}]\n",
     "routes: [{path: /a, name: '${SECRET}', handler: echo}, {path: /b, name: "
     "'${SECRET}', "
     "handler: echo}]\n",
@@ -944,6 +1385,7 @@ config_suite(void)
     tcase_add_loop_test(units, test_parse_size, 0, NELEMS(size_cases));
     tcase_add_loop_test(units, test_parse_duration, 0, NELEMS(duration_cases));
     tcase_add_loop_test(units, test_parse_address, 0, NELEMS(address_cases));
+    tcase_add_loop_test(units, test_parse_upstream_url, 0, NELEMS(url_cases));
     tcase_add_loop_test(units, test_expand_env, 0, NELEMS(expand_cases));
     tcase_add_test(units, test_expand_env_no_lookup);
     tcase_add_test(units, test_handler_known);
@@ -953,6 +1395,10 @@ config_suite(void)
     tcase_add_loop_test(schema, test_schema_table, 0, (int)cfg_schema_ntables);
     tcase_add_test(schema, test_defaults);
     tcase_add_test(schema, test_full);
+    tcase_add_test(schema, test_upstream_route);
+    tcase_add_test(schema, test_max_upstreams);
+    tcase_add_loop_test(schema, test_upstream_keys_bad, 0, NELEMS(upstream_key_cases));
+    tcase_add_test(schema, test_upstream_keys_on_handler);
     tcase_add_test(schema, test_load_default);
     tcase_add_loop_test(schema, test_secret_never_printed, 0, NELEMS(secret_docs));
     suite_add_tcase(s, schema);
@@ -967,6 +1413,7 @@ config_suite(void)
     TCase *files = tcase_create("files");
     tcase_set_timeout(files, 60);
     tcase_add_test(files, test_example);
+    tcase_add_test(files, test_example_upstream);
     tcase_add_test(files, test_example_prefixes);
     tcase_add_test(files, test_golden);
     suite_add_tcase(s, files);

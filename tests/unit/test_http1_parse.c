@@ -1,4 +1,5 @@
-/* test_http1_parse: the head parser fed whole, split and byte-wise; list helpers. */
+/* test_http1_parse: the request and response parsers fed whole, split and byte-wise; list
+ * helpers. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,18 +110,105 @@ static const struct parse_case parse_cases[] = {
      "invalid method"},
 };
 
-/* Parses a heap copy of exactly len bytes, so that ASan sees any overread;
- * the copy is returned in *copy for the views to stay valid. */
+#define SL "HTTP/1.1 200 OK\r\n" /* 17 bytes: headers start at offset 17 */
+
+/* Response heads: the same rules over a status line. */
+static const struct parse_case resp_cases[] = {
+    {"101 upgrade",
+     S("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+       "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"),
+     129, 0, 0, NULL},
+    {"HTTP/1.0 200", S("HTTP/1.0 200 OK\r\n\r\n"), 19, 0, 0, NULL},
+    {"empty reason", S("HTTP/1.1 404 \r\n\r\n"), 17, 0, 0, NULL},
+    {"no reason, no SP", S("HTTP/1.1 404\r\n\r\n"), 16, 0, 0, NULL},
+    {"reason with HTAB and obs-text",
+     S("HTTP/1.1 503 Service\tUnavailable \xc3\xa9\r\nRetry-After: 5\r\n\r\n"), 55, 0, 0,
+     NULL},
+    {"frames after the head", S("HTTP/1.1 101 OK\r\n\r\n\x81\x00"), 19, 0, 0, NULL},
+    {"status 100", S("HTTP/1.1 100 Continue\r\n\r\n"), 25, 0, 0, NULL},
+    {"status 599", S("HTTP/1.1 599 x\r\n\r\n"), 18, 0, 0, NULL},
+    {"long reason", S("HTTP/1.1 401 Unauthorized because the token expired\r\n\r\n"), 55,
+     0, 0, NULL},
+
+    {"empty", S(""), -2, 0, 0, NULL},
+    {"status line only", S(SL), -2, 0, 0, NULL},
+    {"half a blank line", S(SL "\r"), -2, 0, 0, NULL},
+    {"half a status code", S("HTTP/1.1 1"), -2, 0, 0, NULL},
+    {"error not decidable yet", S("HTTP/1.1 2x0 OK\r\n"), -2, 0, 0, NULL},
+
+    {"leading empty line", S("\r\n" SL "\r\n"), -1, 400, 0, "invalid HTTP version"},
+    {"a request", S("GET / HTTP/1.1\r\n\r\n"), -1, 400, 0, "invalid HTTP version"},
+    {"lower-case http", S("http/1.1 200 OK\r\n\r\n"), -1, 400, 0, "invalid HTTP version"},
+    {"HTTP/2.0", S("HTTP/2.0 200 OK\r\n\r\n"), -1, 400, 5, "unsupported HTTP version"},
+    {"HTTP/1.2", S("HTTP/1.2 200 OK\r\n\r\n"), -1, 400, 7, "unsupported HTTP version"},
+    {"HTAB after version", S("HTTP/1.1\t200 OK\r\n\r\n"), -1, 400, 8,
+     "invalid HTTP version"},
+    {"no status", S("HTTP/1.1\r\n\r\n"), -1, 400, 8, "invalid HTTP version"},
+    {"two SP before status", S("HTTP/1.1  200 OK\r\n\r\n"), -1, 400, 9,
+     "invalid status code"},
+    {"two-digit status", S("HTTP/1.1 20 OK\r\n\r\n"), -1, 400, 11, "invalid status code"},
+    {"four-digit status", S("HTTP/1.1 2000 OK\r\n\r\n"), -1, 400, 12,
+     "invalid status code"},
+    {"status 099", S("HTTP/1.1 099 x\r\n\r\n"), -1, 400, 9, "invalid status code"},
+    {"status 600", S("HTTP/1.1 600 x\r\n\r\n"), -1, 400, 9, "invalid status code"},
+    {"letter in status", S("HTTP/1.1 2x0 OK\r\n\r\n"), -1, 400, 10,
+     "invalid status code"},
+    {"CTL in reason", S("HTTP/1.1 200 O\x01K\r\n\r\n"), -1, 400, 14,
+     "invalid reason phrase"},
+    {"DEL in reason", S("HTTP/1.1 200 OK\x7f\r\n\r\n"), -1, 400, 15,
+     "invalid reason phrase"},
+    {"NUL in reason", S("HTTP/1.1 200 O\0K\r\n\r\n"), -1, 400, 14,
+     "invalid reason phrase"},
+    {"bare LF after reason", S("HTTP/1.1 200 OK\n\r\n"), -1, 400, 15, "bare LF"},
+    {"bare LF after status", S("HTTP/1.1 200\n\r\n"), -1, 400, 12, "bare LF"},
+    {"bare CR in reason", S("HTTP/1.1 200 OK\rX\r\n\r\n"), -1, 400, 15, "bare CR"},
+    {"bare LF after header", S(SL "Upgrade: websocket\n\r\n"), -1, 400, 35, "bare LF"},
+    {"SP before colon", S(SL "Upgrade : websocket\r\n\r\n"), -1, 400, 24,
+     "whitespace before colon"},
+    {"obs-fold", S(SL "X: a\r\n b\r\n\r\n"), -1, 400, 23, "obs-fold"},
+    {"NUL in value", S(SL "X: a\0b\r\n\r\n"), -1, 400, 21, "invalid header value"},
+    {"empty name", S(SL ": a\r\n\r\n"), -1, 400, 17, "empty header name"},
+    {"first error wins", S("HTTP/1.1 2x0 OK\r\nX: \0\r\n\r\n"), -1, 400, 10,
+     "invalid status code"},
+};
+
+/* Either parser, with its result struct behind `out`. */
+typedef int (*parse_fn)(const char *buf, size_t len, size_t last_len, void *out,
+                        struct http1_error *err);
+
 static int
-parse_copy(const char *in, size_t len, size_t last_len, char **copy,
-           struct http1_request *req, struct http1_error *err)
+parse_req(const char *buf, size_t len, size_t last_len, void *out,
+          struct http1_error *err)
+{
+    return http1_parse_request(buf, len, last_len, out, err);
+}
+
+static int
+parse_resp(const char *buf, size_t len, size_t last_len, void *out,
+           struct http1_error *err)
+{
+    return http1_parse_response(buf, len, last_len, out, err);
+}
+
+/* Parses a heap copy of exactly len bytes with fn, so that ASan sees any
+ * overread; the copy is returned in *copy for the views to stay valid. */
+static int
+parse_copy_with(parse_fn fn, const char *in, size_t len, size_t last_len, char **copy,
+                void *out, struct http1_error *err)
 {
     free(*copy);
     *copy = malloc(len > 0 ? len : 1);
     ck_assert_ptr_nonnull(*copy);
     if (len > 0)
         memcpy(*copy, in, len);
-    return http1_parse_request(*copy, len, last_len, req, err);
+    return fn(*copy, len, last_len, out, err);
+}
+
+static int
+parse_copy(const char *in, size_t len, size_t last_len, char **copy,
+           struct http1_request *req, struct http1_error *err)
+{
+    return parse_copy_with(parse_req, in, len, last_len, copy, req, err);
 }
 
 static void
@@ -137,31 +225,28 @@ assert_outcome(const struct parse_case *tc, int r, const struct http1_error *err
     ck_assert_str_eq(err->reason, tc->reason);
 }
 
-START_TEST(test_parse_whole)
+static void
+run_whole(const struct parse_case *tc, parse_fn fn, void *out)
 {
-    const struct parse_case *tc = &parse_cases[_i];
-    struct http1_request req;
     struct http1_error err = {0};
     char *copy = NULL;
-    int r = parse_copy(tc->in, tc->len, 0, &copy, &req, &err);
+    int r = parse_copy_with(fn, tc->in, tc->len, 0, &copy, out, &err);
     assert_outcome(tc, r, &err, "whole");
     free(copy);
 }
-END_TEST
 
 /* One byte at a time, passing last_len as a reading loop does: -2 until the
  * outcome is decidable, then the outcome of the whole; a head is decidable
  * exactly at its end, an error no sooner than its offending byte. */
-START_TEST(test_parse_bytewise)
+static void
+run_bytewise(const struct parse_case *tc, parse_fn fn, void *out)
 {
-    const struct parse_case *tc = &parse_cases[_i];
-    struct http1_request req;
     struct http1_error err = {0};
     char *copy = NULL;
     size_t last = 0, k;
     int r = -2;
     for (k = 1; k <= tc->len; k++) {
-        r = parse_copy(tc->in, k, last, &copy, &req, &err);
+        r = parse_copy_with(fn, tc->in, k, last, &copy, out, &err);
         if (r != -2)
             break;
         last = k;
@@ -173,24 +258,42 @@ START_TEST(test_parse_bytewise)
         ck_assert_uint_gt(k, tc->offset);
     free(copy);
 }
-END_TEST
 
 /* Two reads, split at every point: the second passes the first's length. */
-START_TEST(test_parse_split)
+static void
+run_split(const struct parse_case *tc, parse_fn fn, void *out)
 {
-    const struct parse_case *tc = &parse_cases[_i];
-    struct http1_request req;
     struct http1_error err = {0};
     char *copy = NULL;
     for (size_t s = 1; s < tc->len; s++) {
-        int r = parse_copy(tc->in, s, 0, &copy, &req, &err);
+        int r = parse_copy_with(fn, tc->in, s, 0, &copy, out, &err);
         if (r == -2)
-            r = parse_copy(tc->in, tc->len, s, &copy, &req, &err);
+            r = parse_copy_with(fn, tc->in, tc->len, s, &copy, out, &err);
         char how[32];
         snprintf(how, sizeof(how), "split at %zu", s);
         assert_outcome(tc, r, &err, how);
     }
     free(copy);
+}
+
+START_TEST(test_parse_whole)
+{
+    struct http1_request req;
+    run_whole(&parse_cases[_i], parse_req, &req);
+}
+END_TEST
+
+START_TEST(test_parse_bytewise)
+{
+    struct http1_request req;
+    run_bytewise(&parse_cases[_i], parse_req, &req);
+}
+END_TEST
+
+START_TEST(test_parse_split)
+{
+    struct http1_request req;
+    run_split(&parse_cases[_i], parse_req, &req);
 }
 END_TEST
 
@@ -436,6 +539,105 @@ START_TEST(test_list_next)
 }
 END_TEST
 
+START_TEST(test_resp_whole)
+{
+    struct http1_response resp;
+    run_whole(&resp_cases[_i], parse_resp, &resp);
+}
+END_TEST
+
+START_TEST(test_resp_bytewise)
+{
+    struct http1_response resp;
+    run_bytewise(&resp_cases[_i], parse_resp, &resp);
+}
+END_TEST
+
+START_TEST(test_resp_split)
+{
+    struct http1_response resp;
+    run_split(&resp_cases[_i], parse_resp, &resp);
+}
+END_TEST
+
+START_TEST(test_resp_fields)
+{
+    static const char in[] =
+        "HTTP/1.1 101 Switching  Protocols \r\nUpgrade:  websocket \r\n"
+        "connection: Upgrade\r\nX-Empty:\r\n\r\n\x81";
+    struct http1_response resp;
+    struct http1_error err = {0};
+    int r = http1_parse_response(in, sizeof(in) - 1, 0, &resp, &err);
+    ck_assert_int_eq(r, (int)(sizeof(in) - 2));
+    ck_assert_int_eq(resp.minor_version, 1);
+    ck_assert_int_eq(resp.status, 101);
+    assert_view(resp.reason, resp.reason_len, "Switching  Protocols ");
+    ck_assert_uint_eq(resp.num_headers, 3);
+    static const char *const want[][2] = {
+        {"Upgrade", "websocket"}, {"connection", "Upgrade"}, {"X-Empty", ""}};
+    for (size_t i = 0; i < 3; i++) {
+        assert_view(resp.headers[i].name, resp.headers[i].name_len, want[i][0]);
+        assert_view(resp.headers[i].value, resp.headers[i].value_len, want[i][1]);
+    }
+}
+END_TEST
+
+/* An empty reason is an empty view, so that it prints as "%.*s" safely. */
+START_TEST(test_resp_empty_reason)
+{
+    static const char *const in[] = {"HTTP/1.0 404\r\n\r\n", "HTTP/1.0 404 \r\n\r\n"};
+    for (size_t i = 0; i < 2; i++) {
+        struct http1_response resp;
+        struct http1_error err = {0};
+        ck_assert_int_eq(http1_parse_response(in[i], strlen(in[i]), 0, &resp, &err),
+                         (int)strlen(in[i]));
+        ck_assert_int_eq(resp.status, 404);
+        ck_assert_int_eq(resp.minor_version, 0);
+        ck_assert_ptr_nonnull(resp.reason);
+        ck_assert_uint_eq(resp.reason_len, 0);
+        ck_assert_uint_eq(resp.num_headers, 0);
+    }
+}
+END_TEST
+
+/* A failed parse leaves no stale result behind. */
+START_TEST(test_resp_reset)
+{
+    static const char ok[] = SL "X: 1\r\n\r\n", bad[] = "HTTP/1.1 2x0\r\n\r\n";
+    struct http1_response resp;
+    struct http1_error err = {0};
+    ck_assert_int_eq(http1_parse_response(ok, sizeof(ok) - 1, 0, &resp, &err),
+                     (int)sizeof(ok) - 1);
+    ck_assert_int_eq(http1_parse_response(bad, sizeof(bad) - 1, 0, &resp, &err), -1);
+    ck_assert_uint_eq(resp.num_headers, 0);
+    ck_assert_int_eq(resp.status, 0);
+}
+END_TEST
+
+START_TEST(test_resp_header_limit)
+{
+    char buf[64 + (HTTP1_MAX_HEADERS + 1) * 32];
+    for (size_t n = HTTP1_MAX_HEADERS; n <= HTTP1_MAX_HEADERS + 1; n++) {
+        size_t off = (size_t)snprintf(buf, sizeof(buf), SL), last_line = 0;
+        for (size_t i = 0; i < n; i++) {
+            last_line = off;
+            off += (size_t)snprintf(buf + off, sizeof(buf) - off, "X-%zu: %zu\r\n", i, i);
+        }
+        off += (size_t)snprintf(buf + off, sizeof(buf) - off, "\r\n");
+        struct parse_case tc = {"headers", buf, off, (int)off, 0, 0, NULL};
+        if (n > HTTP1_MAX_HEADERS) {
+            tc.ret = -1;
+            tc.status = 431;
+            tc.offset = last_line;
+            tc.reason = "too many headers";
+        }
+        struct http1_response resp;
+        run_whole(&tc, parse_resp, &resp);
+        run_bytewise(&tc, parse_resp, &resp);
+    }
+}
+END_TEST
+
 #define NELEM(a) (int)(sizeof(a) / sizeof((a)[0]))
 
 static Suite *
@@ -450,6 +652,16 @@ http1_parse_suite(void)
     tcase_add_test(tc, test_header_limit);
     tcase_add_test(tc, test_last_len_beyond);
     tcase_add_loop_test(tc, test_planted_byte, 0, NELEM(planted));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("response");
+    tcase_add_loop_test(tc, test_resp_whole, 0, NELEM(resp_cases));
+    tcase_add_loop_test(tc, test_resp_bytewise, 0, NELEM(resp_cases));
+    tcase_add_loop_test(tc, test_resp_split, 0, NELEM(resp_cases));
+    tcase_add_test(tc, test_resp_fields);
+    tcase_add_test(tc, test_resp_empty_reason);
+    tcase_add_test(tc, test_resp_reset);
+    tcase_add_test(tc, test_resp_header_limit);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("helpers");

@@ -1,0 +1,41 @@
+/* tunnel: relays frames between a client and its upstream, tracking boundaries. */
+#ifndef WSGATE_TUNNEL_H
+#define WSGATE_TUNNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct bufferevent;
+struct gw_tunnel;
+
+struct gw_tunnel_env {
+    uint64_t max_message_size; /* a larger message: close 1009 to both sides */
+    uint64_t idle_timeout_ms;  /* no byte either way this long: close 1001 */
+    uint64_t close_timeout_ms; /* a close that cannot complete: drop both */
+    size_t buffer;             /* queued bytes per direction before pausing */
+    const char *route;         /* for the log */
+    /* Called once when both connections should be closed; may be called
+     * from inside any tunnel callback, so the owner defers freeing. */
+    void (*finished)(void *owner);
+    void *owner;
+};
+
+/* Relays between client (owned by the caller, which keeps freeing it) and
+ * upstream (owned by the tunnel from now on). Replaces both bufferevents'
+ * callbacks. Bytes either already holds are relayed when started. Returns
+ * NULL when out of memory (upstream is then freed). */
+struct gw_tunnel *gw_tunnel_new(struct bufferevent *client, struct bufferevent *upstream,
+                                const struct gw_tunnel_env *env);
+
+/* Starts relaying; may call env->finished. */
+void gw_tunnel_start(struct gw_tunnel *t);
+
+/* Sends close 1001 to both sides, each at its next frame boundary, and
+ * finishes once both are flushed (or the close timeout passes). */
+void gw_tunnel_drain(struct gw_tunnel *t);
+
+/* Frees the tunnel and the upstream connection; logs the counts. */
+void gw_tunnel_free(struct gw_tunnel *t);
+
+#endif
