@@ -454,6 +454,7 @@ proxy(struct gw_conn *c)
         .client_ip = c->peer,
         .subject = c->subject,
         .max_head = (size_t)lim->max_request_head,
+        .probe = -1,
     };
     /* The upstream attempt has its own connect and answer timers. */
     event_del(c->timer);

@@ -80,6 +80,10 @@ wsnap_upstreams(struct gw_wsnap *w, struct event_base *base, struct gw_err *err)
         (w->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL &&
         (w->dns = evdns_base_new(base, 0)) == NULL)
         return gw_err_set(err, "cannot create a DNS resolver");
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        if (w->up[i] != NULL &&
+            gw_up_route_start_health(w->up[i], base, w->dns, err) != 0)
+            return -1;
     return 0;
 }
 

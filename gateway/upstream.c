@@ -33,11 +33,23 @@ struct gw_up_target {
     uint64_t resolved_ms;
 };
 
+struct probe_arg {
+    struct gw_up_route *ur;
+    size_t idx;
+};
+
 struct gw_up_route {
     const struct cfg_route *cfg;
     struct balancer *bal;
     struct gw_up_target *targets; /* parallel to cfg->upstreams */
     SSL_CTX *tls;                 /* for wss:// upstreams, or NULL */
+    /* Active health checks: one probe per upstream at most. */
+    struct event *health_timer;
+    struct gw_up **probes;   /* parallel to targets */
+    bool *down;              /* the last verdict of each, to log changes only */
+    struct probe_arg *pargs; /* each probe's callback argument */
+    struct event_base *base;
+    struct evdns_base *dns;
 };
 
 enum gw_up_state {
@@ -153,6 +165,7 @@ gw_up_route_free(struct gw_up_route *ur)
 {
     if (ur == NULL)
         return;
+    gw_up_route_stop_health(ur);
     balancer_free(ur->bal);
     SSL_CTX_free(ur->tls);
     free(ur->targets);
@@ -196,7 +209,8 @@ finish(struct gw_up *up, struct gw_up_result *res)
         res->bev = up->bev;
         up->bev = NULL;
         bufferevent_setcb(res->bev, NULL, NULL, NULL, NULL);
-        balancer_conn_start(up->p.route->bal, (size_t)up->idx);
+        if (up->p.probe < 0)
+            balancer_conn_start(up->p.route->bal, (size_t)up->idx);
     }
     up->done(up->arg, res);
     up_free(up);
@@ -214,6 +228,10 @@ static void
 unreachable(struct gw_up *up, const char *why)
 {
     const struct cfg_upstream *u = &up->p.cfg->upstreams[up->idx];
+    if (up->p.probe >= 0) {
+        fail_with(up, 502, why); /* the health check decides, not the back-off */
+        return;
+    }
     GW_LOG_WARN("upstream_down", "route=%s upstream=%s:%u error=\"%s\" backoff_ms=%llu",
                 up->p.cfg->name, u->host, u->port, why,
                 (unsigned long long)up->p.cfg->backoff_ms);
@@ -245,7 +263,7 @@ send_request(struct gw_up *up)
     up->state = GW_UP_WAITING;
     bufferevent_setwatermark(up->bev, EV_READ, 0, up->p.max_head);
     bufferevent_enable(up->bev, EV_READ | EV_WRITE);
-    arm(up, up->p.cfg->upstream_timeout_ms);
+    arm(up, up->p.timeout_ms ? up->p.timeout_ms : up->p.cfg->upstream_timeout_ms);
 }
 
 /* Passes a refusal (4xx/5xx) on: its status, the headers a client acts on,
@@ -458,7 +476,7 @@ connect_to(struct gw_up *up, const struct gw_up_target *t)
     }
     bufferevent_setcb(up->bev, read_cb, NULL, event_cb, up);
     up->state = GW_UP_CONNECTING;
-    arm(up, up->p.cfg->connect_timeout_ms);
+    arm(up, up->p.timeout_ms ? up->p.timeout_ms : up->p.cfg->connect_timeout_ms);
     if (bufferevent_socket_connect(up->bev, (const struct sockaddr *)&t->addr,
                                    (int)t->addrlen) != 0)
         unreachable(up, "connect failed");
@@ -509,8 +527,11 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_up *up = arg;
     uint64_t now = now_ms();
-    up->idx =
-        balancer_pick(up->p.route->bal, up->p.client_ip, up->p.subject, up->tried, now);
+    if (up->p.probe >= 0)
+        up->idx = up->tried != 0 ? -1 : up->p.probe;
+    else
+        up->idx = balancer_pick(up->p.route->bal, up->p.client_ip, up->p.subject,
+                                up->tried, now);
     if (up->idx < 0) {
         up->idx = 0;
         fail_with(up, 502, "no upstream could be reached");
@@ -556,4 +577,116 @@ gw_up_cancel(struct gw_up *up)
 {
     if (up != NULL)
         up_free(up);
+}
+
+/* ---- active health checks ---- */
+
+/* Any valid key will do: the probe only checks that a 101 comes back. */
+static const char probe_key[] = "d3NnYXRlLWhlYWx0aC1jaw==";
+
+static int
+build_probe(void *arg, size_t idx, char *out, size_t cap)
+{
+    struct gw_up_route *ur = arg;
+    const struct cfg_upstream *u = &ur->cfg->upstreams[idx];
+    bool v6 = strchr(u->host, ':') != NULL;
+    int n =
+        snprintf(out, cap,
+                 "GET %s%s HTTP/1.1\r\nHost: %s%s%s:%u\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                 "Sec-WebSocket-Version: 13\r\nUser-Agent: wsgate-health-check\r\n\r\n",
+                 u->path, ur->cfg->health_check->path, v6 ? "[" : "", u->host,
+                 v6 ? "]" : "", (unsigned)u->port, probe_key);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+static void
+probe_done(void *arg, const struct gw_up_result *res)
+{
+    struct probe_arg *pa = arg;
+    struct gw_up_route *ur = pa->ur;
+    size_t i = pa->idx;
+    ur->probes[i] = NULL;
+    const struct cfg_upstream *u = &ur->cfg->upstreams[i];
+    bool was_down = ur->down[i];
+    ur->down[i] = res->status != 101;
+    if (res->status == 101) {
+        bufferevent_free(res->bev);
+        balancer_mark_up(ur->bal, i);
+        if (was_down)
+            GW_LOG_INFO("health_check", "route=%s upstream=%s:%u result=up",
+                        ur->cfg->name, u->host, u->port);
+        return;
+    }
+    balancer_mark_down(ur->bal, i, UINT64_MAX); /* until a check passes again */
+    if (!was_down)
+        GW_LOG_WARN("health_check",
+                    "route=%s upstream=%s:%u result=down status=%d reason=\"%s\"",
+                    ur->cfg->name, u->host, u->port, res->status, res->reason);
+}
+
+static void
+health_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_up_route *ur = arg;
+    const struct cfg_health_check *hc = ur->cfg->health_check;
+    for (size_t i = 0; i < ur->cfg->nupstreams; i++) {
+        if (ur->probes[i] != NULL)
+            continue; /* still running: its own timeouts end it */
+        struct probe_arg *pa = &ur->pargs[i];
+        *pa = (struct probe_arg){ur, i};
+        struct gw_up_params p = {
+            .route = ur,
+            .cfg = ur->cfg,
+            .base = ur->base,
+            .dns = ur->dns,
+            .build_request = build_probe,
+            .build_arg = ur,
+            .request_cap = 1024 + strlen(hc->path) + strlen(ur->cfg->upstreams[i].path),
+            .offer = {.key = probe_key, .key_len = sizeof(probe_key) - 1},
+            .client_ip = "-",
+            .max_head = 16384,
+            .probe = (int)i,
+            .timeout_ms = hc->timeout_ms,
+        };
+        ur->probes[i] = gw_up_start(&p, probe_done, pa); /* NULL: next round */
+    }
+    struct timeval tv = {(time_t)(hc->interval_ms / 1000),
+                         (suseconds_t)(hc->interval_ms % 1000) * 1000};
+    event_add(ur->health_timer, &tv);
+}
+
+int
+gw_up_route_start_health(struct gw_up_route *ur, struct event_base *base,
+                         struct evdns_base *dns, struct gw_err *err)
+{
+    if (ur->cfg->health_check == NULL)
+        return 0;
+    ur->base = base;
+    ur->dns = dns;
+    ur->probes = calloc(ur->cfg->nupstreams, sizeof(*ur->probes));
+    ur->down = calloc(ur->cfg->nupstreams, sizeof(*ur->down));
+    ur->pargs = calloc(ur->cfg->nupstreams, sizeof(*ur->pargs));
+    ur->health_timer = evtimer_new(base, health_cb, ur);
+    if (ur->probes == NULL || ur->down == NULL || ur->pargs == NULL ||
+        ur->health_timer == NULL)
+        return gw_err_set(err, "out of memory");
+    event_active(ur->health_timer, EV_TIMEOUT, 0); /* the first round at once */
+    return 0;
+}
+
+void
+gw_up_route_stop_health(struct gw_up_route *ur)
+{
+    if (ur->health_timer != NULL)
+        event_free(ur->health_timer);
+    ur->health_timer = NULL;
+    for (size_t i = 0; ur->probes != NULL && i < ur->cfg->nupstreams; i++)
+        gw_up_cancel(ur->probes[i]);
+    free(ur->probes);
+    ur->probes = NULL;
+    free(ur->down);
+    ur->down = NULL;
+    free(ur->pargs);
+    ur->pargs = NULL;
 }

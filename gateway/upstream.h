@@ -56,6 +56,10 @@ struct gw_up_params {
     const char *client_ip;
     const char *subject; /* for hash_subject; may be NULL */
     size_t max_head;     /* largest response head accepted */
+    int probe;           /* -1; or a health check of upstream `probe` alone:
+                            no retry, no back-off, no connection counted */
+    uint64_t timeout_ms; /* if not 0, replaces the route's connect_timeout
+                            and upstream_timeout (health checks) */
 };
 
 /* Starts connecting: picks an upstream, resolves it (evdns), connects
@@ -68,6 +72,16 @@ struct gw_up *gw_up_start(const struct gw_up_params *p, gw_up_done_fn done, void
 
 /* Stops an attempt and frees it; done is not called afterwards. */
 void gw_up_cancel(struct gw_up *up);
+
+/* Starts the route's active health checks (when it has health_check) on
+ * base: every interval a WebSocket handshake to each upstream; one that
+ * fails is skipped until one passes. Returns 0, or -1 with err filled. */
+int gw_up_route_start_health(struct gw_up_route *ur, struct event_base *base,
+                             struct evdns_base *dns, struct gw_err *err);
+
+/* Stops the health checks (the route's configuration was replaced; the old
+ * state lives on only for the connections that started with it). */
+void gw_up_route_stop_health(struct gw_up_route *ur);
 
 /* least_conn bookkeeping for a proxied connection that started / ended. */
 void gw_up_route_conn_end(struct gw_up_route *ur, size_t upstream);

@@ -14,6 +14,7 @@
 
 #include "gateway/log.h"
 #include "gateway/tls.h"
+#include "gateway/upstream.h"
 
 /* Pause before accepting again when out of file descriptors. */
 #define GW_ACCEPT_RESUME_MS 100
@@ -97,7 +98,11 @@ apply_reload(struct gw_worker *w, struct gw_snapshot *snap)
         GW_LOG_ERROR("reload", "worker=%u error=\"%s\"", w->id, err.msg);
         return;
     }
-    gw_wsnap_unref(w->ctx.wsnap);
+    struct gw_wsnap *old = w->ctx.wsnap;
+    for (size_t i = 0; i < old->snap->cfg->nroutes; i++)
+        if (old->up[i] != NULL)
+            gw_up_route_stop_health(old->up[i]);
+    gw_wsnap_unref(old);
     w->ctx.wsnap = ws;
     GW_LOG_INFO("reload_applied", "worker=%u generation=%u", w->id, ws->snap->generation);
 }
