@@ -1,5 +1,4 @@
-/* balancer: round robin, least connections and consistent hashing over a route's
- * upstreams. */
+/* balancer: round robin, least connections and a consistent-hash ring. */
 #include "gateway/balancer.h"
 
 #include <stdbool.h>

@@ -1,5 +1,4 @@
-/* upstream_resp: judges an upstream's answer to the upgrade and builds the client's 101.
- */
+/* upstream_resp: judges an upstream's answer to the upgrade; builds the client's 101. */
 #include "gateway/upstream_resp.h"
 
 #include <limits.h>

@@ -1,5 +1,4 @@
-/* fuzz_upstream_req: a client's head rebuilt for an upstream; the result parses and leaks
- * nothing. */
+/* fuzz_upstream_req: a client head rebuilt for an upstream parses and leaks nothing. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,5 +1,4 @@
-/* fuzz_upstream_resp: an upstream's answer judged against fixed offers; the client's 101
- * re-checks. */
+/* fuzz_upstream_resp: response heads parsed every way, judged, re-checked as 101s. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -101,6 +100,41 @@ judge(const char *buf, size_t head, const struct http1_response *resp,
         abort();
 }
 
+static void
+same_outcome(int a, const struct http1_error *ea, int b, const struct http1_error *eb)
+{
+    if (a != b)
+        abort();
+    if (a == -1 && (ea->status != eb->status || ea->offset != eb->offset ||
+                    strcmp(ea->reason, eb->reason) != 0))
+        abort();
+}
+
+/* Split and byte-wise reads of the head reach the whole read's outcome. */
+static void
+check_incremental(const uint8_t *data, size_t size, int r, const struct http1_error *err)
+{
+    const char *buf = (const char *)data;
+    struct http1_response resp;
+    struct http1_error err2;
+    if (size > 1) {
+        size_t split = 1 + (size_t)data[0] % (size - 1);
+        int r2 = http1_parse_response(buf, split, 0, &resp, &err2);
+        if (r2 == -2)
+            r2 = http1_parse_response(buf, size, split, &resp, &err2);
+        same_outcome(r, err, r2, &err2);
+    }
+    if (size <= 512) {
+        int r2 = -2;
+        size_t last = 0;
+        for (size_t k = 1; k <= size && r2 == -2; k++) {
+            r2 = http1_parse_response(buf, k, last, &resp, &err2);
+            last = k;
+        }
+        same_outcome(r, err, r2, &err2);
+    }
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -108,6 +142,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct http1_response resp;
     struct http1_error err;
     int r = http1_parse_response(buf, size, 0, &resp, &err);
+    check_incremental(data, size, r, &err);
     if (r == -1) {
         if (err.reason == NULL || err.offset >= size)
             abort();

@@ -1,5 +1,4 @@
-/* test_balancer: each policy's choices, passive health, the tried bitmap, ring stability.
- */
+/* test_balancer: each policy, passive health, the tried bitmap, ring stability. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>

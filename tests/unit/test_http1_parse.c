@@ -1,5 +1,4 @@
-/* test_http1_parse: the request and response parsers fed whole, split and byte-wise; list
- * helpers. */
+/* test_http1_parse: both head parsers fed whole, split and byte-wise; list helpers. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
