@@ -361,7 +361,7 @@ build_upstream_request(void *arg, size_t idx, char *out, size_t cap)
         .drop_authorization = src && src->kind == CFG_TOKEN_HEADER,
         .drop_bearer_protocol = src && src->kind == CFG_TOKEN_SUBPROTOCOL,
         .identity = id,
-        .nidentity = c->subject != NULL ? 1 : 0,
+        .nidentity = 1, /* without a subject: client copies removed, none added */
     };
     return upstream_req_build(&p, out, cap);
 }

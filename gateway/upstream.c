@@ -255,7 +255,7 @@ send_request(struct gw_up *up)
     }
     int n = up->p.build_request(up->p.build_arg, (size_t)up->idx, v.iov_base, v.iov_len);
     if (n < 0) {
-        fail_with(up, 502, "upstream request too large");
+        fail_with(up, 502, "cannot build the upstream request");
         return;
     }
     v.iov_len = (size_t)n;

@@ -558,8 +558,8 @@ params_ok(const struct upstream_req_params *p)
         return false;
     for (size_t i = 0; i < p->nidentity; i++) {
         const struct upstream_header *h = &p->identity[i];
-        if (h->name == NULL || h->value == NULL || !identity_name_ok(h->name) ||
-            !value_ok(h->value, strlen(h->value)))
+        if (h->name == NULL || !identity_name_ok(h->name) ||
+            (h->value != NULL && !value_ok(h->value, strlen(h->value))))
             return false;
     }
     return true;
@@ -593,9 +593,11 @@ upstream_req_build(const struct upstream_req_params *p, char *out, size_t cap)
     if (p->hs->host != NULL)
         put_line(&o, "X-Forwarded-Host", 16, p->hs->host, p->hs->host_len);
     put_request_id(&o, p, named);
+    /* A NULL value (no authenticated identity) still removed the client's. */
     for (size_t i = 0; i < p->nidentity; i++)
-        put_line(&o, p->identity[i].name, strlen(p->identity[i].name),
-                 p->identity[i].value, strlen(p->identity[i].value));
+        if (p->identity[i].value != NULL)
+            put_line(&o, p->identity[i].name, strlen(p->identity[i].name),
+                     p->identity[i].value, strlen(p->identity[i].value));
     put_str(&o, "\r\n");
 
     if (o.over || o.len > INT_MAX)

@@ -29,7 +29,9 @@ struct upstream_req_params {
     const char *drop_cookie;      /* cookie name, or NULL */
     bool drop_authorization;      /* remove Authorization */
     bool drop_bearer_protocol;    /* remove "bearer.*" Sec-WebSocket-Protocol entries */
-    const struct upstream_header *identity; /* set after removing client copies */
+    /* Set after removing client copies; an entry whose value is NULL only
+     * removes them, so identity cannot be spoofed on routes without auth. */
+    const struct upstream_header *identity;
     size_t nidentity;
 };
 
