@@ -307,17 +307,23 @@ pass_refusal(struct gw_up *up)
     evbuffer_free(out);
 }
 
-/* How much of a refusal's body to wait for (and pass on). */
+/* How much of a refusal's body to wait for (and pass on): its
+ * Content-Length; none for a chunked one (not worth decoding for an error);
+ * otherwise it ends when the upstream closes (RFC 9112 §6.3), so wait for
+ * GW_UP_BODY_MAX or the close, whichever comes first. */
 static size_t
 refusal_body_len(const struct http1_response *r)
 {
     for (size_t i = 0; i < r->num_headers; i++) {
-        if (!http1_str_ieq(r->headers[i].name, r->headers[i].name_len, "content-length"))
+        const struct http1_header *h = &r->headers[i];
+        if (http1_str_ieq(h->name, h->name_len, "transfer-encoding"))
+            return 0;
+        if (!http1_str_ieq(h->name, h->name_len, "content-length"))
             continue;
-        unsigned long n = strtoul(r->headers[i].value, NULL, 10);
+        unsigned long n = strtoul(h->value, NULL, 10);
         return n > GW_UP_BODY_MAX ? GW_UP_BODY_MAX : (size_t)n;
     }
-    return 0;
+    return r->status == 204 || r->status == 304 ? 0 : GW_UP_BODY_MAX;
 }
 
 static void
