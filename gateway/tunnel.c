@@ -245,11 +245,38 @@ upstream_write_cb(struct bufferevent *bev, void *arg)
     drained(t, &t->up);
 }
 
+/* The upstream vanished without a close frame: the client is told so with
+ * 1014 (bad gateway) at the next frame boundary, instead of a bare reset. */
+static void
+upstream_gone(struct gw_tunnel *t)
+{
+    struct tun_dir *d = &t->down;
+    d->eof = true;
+    pump(t, d);
+    if (d->closed_frame || d->remaining != 0 || t->closing != 0) {
+        finish(t);
+        return;
+    }
+    GW_LOG_INFO("tunnel_close", "route=%s code=%u reason=\"upstream went away\"",
+                t->env.route, WS_CLOSE_BAD_GATEWAY);
+    t->closing = WS_CLOSE_BAD_GATEWAY;
+    t->why = "upstream went away";
+    t->up.injected = true; /* nothing more goes to a dead upstream */
+    inject_close(d, t->closing, t->why);
+    arm(t, t->env.close_timeout_ms);
+    pump(t, &t->up); /* drops what the client still sends */
+    check_closed(t);
+}
+
 static void
 on_event(struct gw_tunnel *t, struct tun_dir *d, short events)
 {
     if (t->done)
         return;
+    if (d == &t->down && !d->closed_frame && t->closing == 0) {
+        upstream_gone(t);
+        return;
+    }
     if ((events & BEV_EVENT_EOF) && (events & BEV_EVENT_READING)) {
         d->eof = true;
         pump(t, d);

@@ -29,7 +29,8 @@ enum ws_close_code {
     WS_CLOSE_EXTENSION = 1010,
     WS_CLOSE_INTERNAL = 1011,
     WS_CLOSE_TRY_AGAIN = 1013,
-    WS_CLOSE_TLS = 1015, /* never on the wire */
+    WS_CLOSE_BAD_GATEWAY = 1014, /* IANA: a gateway's upstream failed */
+    WS_CLOSE_TLS = 1015,         /* never on the wire */
 };
 
 /* The largest frame header: 2 bytes, 8 of extended length, 4 of mask. */
