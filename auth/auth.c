@@ -4,10 +4,12 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth/auth_internal.h"
+#include "config/config_internal.h"
 
 struct auth_provider {
     const struct auth_provider_ops *ops;
@@ -17,12 +19,14 @@ struct auth_provider {
 
 const struct auth_provider_ops *const auth_provider_types[] = {
     &auth_static_ops,
+    &auth_jwt_ops,
     NULL,
 };
 
 /* The configuration's provider types, spelled as their ops tables name them. */
 static const char *const auth_type_names[] = {
     [CFG_PROVIDER_STATIC] = "static",
+    [CFG_PROVIDER_JWT] = "jwt",
 };
 
 static const struct auth_provider_ops *
@@ -111,4 +115,39 @@ auth_secret_equal(const char *a, size_t alen, const char *b, size_t blen)
     OPENSSL_cleanse(da, sizeof(da));
     OPENSSL_cleanse(db, sizeof(db));
     return equal;
+}
+
+/* Appends "FILE:LINE:COLUMN: message" at err's position, or p's. */
+static int
+prepare_fail(const struct cfg *cfg, const struct cfg_provider *p,
+             const struct gw_err *err, struct cfg_errors *errs)
+{
+    int line = err->line > 0 ? err->line : p->mark.line;
+    int column = err->line > 0 ? err->column : p->mark.column;
+    char *msg = NULL;
+    if (asprintf(&msg, "%s:%d:%d: %s", cfg->file, line, column, err->msg) < 0)
+        msg = NULL;
+    cfg_errors_push(errs, msg);
+    return -1;
+}
+
+int
+auth_config_prepare(struct cfg *cfg, struct cfg_errors *errs)
+{
+    int rc = 0;
+    for (size_t i = 0; i < cfg->nproviders; i++) {
+        struct cfg_provider *p = &cfg->providers[i];
+        struct gw_err err = {.msg = ""};
+        if (auth_jwt_read_files(p, &err) != 0) {
+            rc = prepare_fail(cfg, p, &err, errs);
+            continue;
+        }
+        /* A trial instance: what would fail on a worker fails here, with a
+         * position, before the configuration is used. */
+        struct auth_provider *trial = auth_provider_new(p, NULL, &err);
+        if (trial == NULL)
+            rc = prepare_fail(cfg, p, &err, errs);
+        auth_provider_free(trial);
+    }
+    return rc;
 }

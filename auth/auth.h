@@ -91,6 +91,14 @@ const char *auth_provider_name(const struct auth_provider *p);
 int auth_start(struct auth_provider *p, const struct auth_request *req, auth_done_fn done,
                void *arg, struct auth_check **pending);
 
+/* Makes a loaded configuration ready for its providers: reads the files
+ * they name (a jwt provider's public_key and jwks, relative to the working
+ * directory) into cfg, and creates each provider once as a trial. Every
+ * failure is appended to errs as "FILE:LINE:COLUMN: key.path: message".
+ * Called after cfg_load_file at start, for -t and on each reload, so a
+ * reload re-reads the key files. Returns 0 or -1. */
+int auth_config_prepare(struct cfg *cfg, struct cfg_errors *errs);
+
 /* Cancels a pending check: `done` is never called for it afterwards. */
 void auth_cancel(struct auth_provider *p, struct auth_check *check);
 

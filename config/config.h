@@ -69,6 +69,39 @@ struct cfg_token_source {
 
 enum cfg_provider_type {
     CFG_PROVIDER_STATIC = 1,
+    CFG_PROVIDER_JWT,
+};
+
+/* jwt: a claim copied into an upstream request header. */
+struct cfg_claim_header {
+    char *claim;
+    char *header;
+};
+
+/* The settings of a `type: jwt` provider (auth/jwt.c). */
+struct cfg_jwt {
+    char **algorithms; /* allowed, by JWS name ("HS256"); checked by the schema */
+    size_t nalgorithms;
+    char *secret;       /* HS*: the shared secret, or NULL */
+    char *public_key;   /* PEM file path, or NULL */
+    char *jwks;         /* JWK Set file path, or NULL */
+    uint64_t leeway_ms; /* clock skew allowed on exp/nbf/iat; default 30s */
+    char *issuer;       /* required iss, or NULL */
+    char **audience;    /* aud must hold one of these; none: unchecked */
+    size_t naudience;
+    char **required_claims;
+    size_t nrequired_claims;
+    char *subject_claim; /* the claim that becomes X-Auth-Subject; "sub" */
+    struct cfg_claim_header *claims_to_headers;
+    size_t nclaims_to_headers;
+    /* The files' contents, read by auth_config_prepare (at start and on
+     * each reload), so that every worker builds its keys from the same
+     * bytes; NULL until then. */
+    char *public_key_text;
+    size_t public_key_len;
+    char *jwks_text;
+    size_t jwks_len;
+    struct cfg_mark algorithms_mark, secret_mark, public_key_mark, jwks_mark;
 };
 
 struct cfg_provider {
@@ -80,6 +113,7 @@ struct cfg_provider {
      * X-Auth-Subject); a client's copies are removed on every route. */
     char **identity_headers;
     size_t nidentity_headers;
+    struct cfg_jwt *jwt; /* type jwt; NULL otherwise */
     struct cfg_mark mark;
 };
 
@@ -151,6 +185,12 @@ struct cfg_route {
                                      this often; default 30s */
     char *auth;                   /* provider name, or NULL for none */
     const struct cfg_provider *provider; /* resolved from auth; NULL for none */
+    /* `token_from`: where this route's credential is looked for; NULL (and
+     * 0) uses auth.token_from. */
+    struct cfg_token_source *token_from;
+    size_t ntoken_from;
+    bool close_on_expiry; /* `close_on_expiry`: close 1008 when the credential
+                             expires (JWT exp); default true */
     struct cfg_mark mark;
 };
 

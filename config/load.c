@@ -472,6 +472,38 @@ free_route(struct cfg_route *r)
         free(r->health_check);
     }
     free(r->auth);
+    for (size_t i = 0; i < r->ntoken_from; i++)
+        free(r->token_from[i].name);
+    free(r->token_from);
+}
+
+static void
+free_jwt(struct cfg_jwt *j)
+{
+    if (j == NULL)
+        return;
+    free_strings(j->algorithms, j->nalgorithms);
+    if (j->secret != NULL) {
+        /* A secret does not linger in freed memory. */
+        volatile char *p = j->secret;
+        while (*p != '\0')
+            *p++ = '\0';
+        free(j->secret);
+    }
+    free(j->public_key);
+    free(j->jwks);
+    free(j->issuer);
+    free_strings(j->audience, j->naudience);
+    free_strings(j->required_claims, j->nrequired_claims);
+    free(j->subject_claim);
+    for (size_t i = 0; i < j->nclaims_to_headers; i++) {
+        free(j->claims_to_headers[i].claim);
+        free(j->claims_to_headers[i].header);
+    }
+    free(j->claims_to_headers);
+    free(j->public_key_text);
+    free(j->jwks_text);
+    free(j);
 }
 
 void
@@ -491,6 +523,7 @@ cfg_free(struct cfg *cfg)
         free_strings(cfg->providers[i].tokens, cfg->providers[i].ntokens);
         free_strings(cfg->providers[i].identity_headers,
                      cfg->providers[i].nidentity_headers);
+        free_jwt(cfg->providers[i].jwt);
     }
     free(cfg->providers);
     for (size_t i = 0; i < cfg->nroutes; i++)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/config.h"
 #include "config/config_internal.h"
@@ -287,7 +288,7 @@ walk_map(struct cfg_walk *w, const struct cfg_node *map, const struct cfg_key_de
             fail_unknown_key(w, key, keys, nkeys);
         else if (seen & (1u << k))
             fail(w, key->mark, "duplicate key");
-        else if (v != NULL && kind_ok(w, v, keys[k].kind))
+        else if (v != NULL && (keys[k].kind == 0 || kind_ok(w, v, keys[k].kind)))
             keys[k].fn(w, v, obj, keys[k].arg);
         if (k < nkeys)
             seen |= 1u << k;
@@ -737,6 +738,275 @@ static const struct cfg_key_def static_provider_keys[] = {
      "[t1, \"${WSGATE_TOKEN}\"]"},
 };
 
+/* ---- jwt provider ---- */
+
+/* The JWS algorithms a jwt provider may allow; auth/jwt_verify.c knows the
+ * same names. "none" is not one of them. */
+static const char *const jwt_algorithm_names[] = {
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
+    "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+};
+
+static void
+on_jwt_algorithms(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                  const void *arg)
+{
+    struct cfg_jwt *j = ((struct cfg_provider *)obj)->jwt;
+    j->algorithms_mark = v->mark;
+    j->algorithms = get_strings(w, v, &j->nalgorithms);
+    for (size_t i = 0; j->algorithms != NULL && i < j->nalgorithms; i++) {
+        const char *a = j->algorithms[i];
+        size_t k = 0;
+        while (a != NULL && k < NELEMS(jwt_algorithm_names) &&
+               strcmp(jwt_algorithm_names[k], a) != 0)
+            k++;
+        if (a == NULL || k < NELEMS(jwt_algorithm_names))
+            continue;
+        char buf[SHOW_MAX + 4], known[128];
+        size_t old = path_push(w, "[%zu]", i);
+        if (strcasecmp(a, "none") == 0)
+            fail(w, v->items[i]->mark,
+                 "\"none\" is never allowed: a token must be signed");
+        else
+            fail(w, v->items[i]->mark, "unknown algorithm \"%s\" (known: %s)",
+                 show(v->items[i]->scalar, buf),
+                 join_names(known, sizeof(known), jwt_algorithm_names,
+                            NELEMS(jwt_algorithm_names), sizeof(jwt_algorithm_names[0])));
+        path_pop(w, old);
+    }
+}
+
+static void
+on_jwt_secret(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct cfg_jwt *j = ((struct cfg_provider *)obj)->jwt;
+    j->secret_mark = v->mark;
+    j->secret = nonempty(w, v);
+}
+
+static void
+on_jwt_public_key(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                  const void *arg)
+{
+    struct cfg_jwt *j = ((struct cfg_provider *)obj)->jwt;
+    j->public_key_mark = v->mark;
+    j->public_key = nonempty(w, v);
+}
+
+static void
+on_jwt_jwks(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct cfg_jwt *j = ((struct cfg_provider *)obj)->jwt;
+    j->jwks_mark = v->mark;
+    j->jwks = nonempty(w, v);
+}
+
+static const struct limit_def jwt_leeway = {LIMIT_DURATION, 0, 10ULL * 60 * 1000,
+                                            "at most 10m",
+                                            offsetof(struct cfg_jwt, leeway_ms)};
+
+static void
+on_jwt_leeway(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    on_limit(w, v, ((struct cfg_provider *)obj)->jwt, arg);
+}
+
+static void
+on_jwt_issuer(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    ((struct cfg_provider *)obj)->jwt->issuer = nonempty(w, v);
+}
+
+/* A single audience or a list of them. */
+static void
+on_jwt_audience(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct cfg_jwt *j = ((struct cfg_provider *)obj)->jwt;
+    if (v->kind == CFG_NODE_SEQUENCE) {
+        j->audience = get_strings(w, v, &j->naudience);
+        return;
+    }
+    if (v->kind != CFG_NODE_SCALAR) {
+        fail(w, v->mark, "expected a single value or a list, not %s",
+             kind_names[v->kind]);
+        return;
+    }
+    char *s = nonempty(w, v);
+    if (s == NULL)
+        return;
+    if ((j->audience = calloc(1, sizeof(*j->audience))) == NULL) {
+        free(s);
+        oom(w, v->mark);
+        return;
+    }
+    j->audience[0] = s;
+    j->naudience = 1;
+}
+
+static void
+on_jwt_required(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct cfg_jwt *j = ((struct cfg_provider *)obj)->jwt;
+    j->required_claims = get_strings(w, v, &j->nrequired_claims);
+}
+
+static void
+on_jwt_subject_claim(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                     const void *arg)
+{
+    struct cfg_jwt *j = ((struct cfg_provider *)obj)->jwt;
+    char *s = nonempty(w, v);
+    if (s == NULL)
+        return;
+    free(j->subject_claim);
+    j->subject_claim = s;
+}
+
+/* Headers the gateway itself writes, forwards by its own rules, or that
+ * carry the HTTP framing: a claim may not become one of them. Lower case;
+ * a trailing '*' matches any suffix. */
+static const char *const jwt_reserved_headers[] = {
+    "host",
+    "connection",
+    "upgrade",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "content-length",
+    "proxy-connection",
+    "proxy-authorization",
+    "authorization",
+    "cookie",
+    "origin",
+    "forwarded",
+    "x-forwarded-*",
+    "x-real-ip",
+    "x-request-id",
+    "x-auth-subject",
+    "sec-websocket-*",
+};
+
+static bool
+header_reserved(const char *name)
+{
+    for (size_t i = 0; i < NELEMS(jwt_reserved_headers); i++) {
+        const char *r = jwt_reserved_headers[i];
+        size_t n = strlen(r);
+        if (r[n - 1] == '*' ? strncasecmp(name, r, n - 1) == 0 : strcasecmp(name, r) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* claims_to_headers: {claim: Header-Name, ...}; the names join the
+ * provider's identity headers, which the gateway strips from clients. */
+static void
+on_jwt_claims_to_headers(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                         const void *arg)
+{
+    struct cfg_provider *p = obj;
+    struct cfg_jwt *j = p->jwt;
+    if (v->n == 0)
+        return;
+    j->claims_to_headers = calloc(v->n, sizeof(*j->claims_to_headers));
+    p->identity_headers = calloc(v->n, sizeof(*p->identity_headers));
+    if (j->claims_to_headers == NULL || p->identity_headers == NULL) {
+        oom(w, v->mark);
+        return;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        const struct cfg_node *key = v->pairs[i].key, *hv = v->pairs[i].value;
+        size_t old = path_key(w, key->scalar);
+        char *h = hv != NULL && kind_ok(w, hv, CFG_NODE_SCALAR) ? nonempty(w, hv) : NULL;
+        bool dup = false;
+        for (size_t k = 0; h != NULL && k < p->nidentity_headers; k++)
+            dup |= strcasecmp(p->identity_headers[k], h) == 0;
+        if (h != NULL && !is_token(h))
+            fail_value(w, hv, "a header name is an HTTP token");
+        else if (h != NULL && header_reserved(h))
+            fail_value(w, hv, "the gateway sets or forwards this header itself");
+        else if (h != NULL && dup)
+            fail_value(w, hv, "another claim already goes to this header");
+        else if (h != NULL && key->scalar[0] == '\0')
+            fail(w, key->mark, "empty claim name");
+        else if (h != NULL) {
+            char *claim = strdup(key->scalar), *copy = strdup(h);
+            if (claim == NULL || copy == NULL) {
+                free(claim);
+                free(copy);
+                oom(w, key->mark);
+            } else {
+                j->claims_to_headers[j->nclaims_to_headers++] =
+                    (struct cfg_claim_header){claim, h};
+                p->identity_headers[p->nidentity_headers++] = copy;
+                h = NULL;
+            }
+        }
+        free(h);
+        path_pop(w, old);
+    }
+}
+
+static const struct cfg_key_def jwt_provider_keys[] = {
+    {"type", CFG_NODE_SCALAR, true, on_provider_type, NULL, "jwt"},
+    {"algorithms", CFG_NODE_SEQUENCE, true, on_jwt_algorithms, NULL, "[HS256, RS256]"},
+    {"secret", CFG_NODE_SCALAR, false, on_jwt_secret, NULL,
+     "0123456789abcdef0123456789abcdef"},
+    {"public_key", CFG_NODE_SCALAR, false, on_jwt_public_key, NULL, "keys/jwt.pem"},
+    {"jwks", CFG_NODE_SCALAR, false, on_jwt_jwks, NULL, "keys/jwks.json"},
+    {"leeway", CFG_NODE_SCALAR, false, on_jwt_leeway, &jwt_leeway, "5s"},
+    {"issuer", CFG_NODE_SCALAR, false, on_jwt_issuer, NULL, "https://auth.example.com"},
+    {"audience", 0, false, on_jwt_audience, NULL, "[chat, api]"},
+    {"required_claims", CFG_NODE_SEQUENCE, false, on_jwt_required, NULL, "[exp, sub]"},
+    {"subject_claim", CFG_NODE_SCALAR, false, on_jwt_subject_claim, NULL, "email"},
+    {"claims_to_headers", CFG_NODE_MAPPING, false, on_jwt_claims_to_headers, NULL,
+     "{roles: X-Auth-Roles}"},
+};
+
+/* Which key each algorithm family needs; the checks that span the keys. */
+static void
+check_jwt(struct cfg_walk *w, const struct cfg_node *map, struct cfg_provider *p)
+{
+    const struct cfg_jwt *j = p->jwt;
+    bool hmac = false, pub = false;
+    size_t min_secret = 0;
+    for (size_t i = 0; j->algorithms != NULL && i < j->nalgorithms; i++) {
+        const char *a = j->algorithms[i];
+        size_t k = 0;
+        while (a != NULL && k < NELEMS(jwt_algorithm_names) &&
+               strcmp(jwt_algorithm_names[k], a) != 0)
+            k++;
+        if (a == NULL || k == NELEMS(jwt_algorithm_names))
+            continue; /* already reported */
+        if (a[0] == 'H') {
+            hmac = true;
+            size_t bytes = (size_t)atoi(a + 2) / 8; /* RFC 7518 §3.2 */
+            min_secret = bytes > min_secret ? bytes : min_secret;
+        } else {
+            pub = true;
+        }
+    }
+    if (hmac && j->secret == NULL && j->jwks == NULL)
+        fail(w, map->mark, "an HS* algorithm needs secret (or jwks with oct keys)");
+    if (pub && j->public_key == NULL && j->jwks == NULL)
+        fail(w, map->mark, "an RS*, PS* or ES* algorithm needs public_key or jwks");
+    /* A key no allowed algorithm can use is a sign of algorithm confusion. */
+    size_t old = path_key(w, "secret");
+    if (j->secret != NULL && !hmac && j->algorithms != NULL)
+        fail(w, j->secret_mark, "given, but no HS* algorithm is allowed");
+    if (j->secret != NULL && hmac && strlen(j->secret) < min_secret)
+        fail(w, j->secret_mark,
+             "%zu bytes; the allowed HS* algorithms need at least %zu (RFC 7518 "
+             "section 3.2)",
+             strlen(j->secret), min_secret);
+    path_pop(w, old);
+    old = path_key(w, "public_key");
+    if (j->public_key != NULL && !pub && j->algorithms != NULL)
+        fail(w, j->public_key_mark, "given, but no RS*, PS* or ES* algorithm is allowed");
+    path_pop(w, old);
+}
+
 /* Each provider type and the keys its mapping may hold. */
 struct provider_type_def {
     const char *name;
@@ -747,6 +1017,7 @@ struct provider_type_def {
 
 static const struct provider_type_def provider_types[] = {
     {"static", CFG_PROVIDER_STATIC, static_provider_keys, NELEMS(static_provider_keys)},
+    {"jwt", CFG_PROVIDER_JWT, jwt_provider_keys, NELEMS(jwt_provider_keys)},
 };
 
 /* Finds the provider's type, then walks its mapping with that type's table;
@@ -781,7 +1052,17 @@ walk_provider(struct cfg_walk *w, const struct cfg_node *map, struct cfg_provide
     if (def == NULL)
         return;
     p->type = def->type;
+    if (def->type == CFG_PROVIDER_JWT) {
+        if ((p->jwt = calloc(1, sizeof(*p->jwt))) == NULL ||
+            (p->jwt->subject_claim = strdup("sub")) == NULL) {
+            oom(w, map->mark);
+            return;
+        }
+        p->jwt->leeway_ms = 30 * 1000;
+    }
     walk_map(w, map, def->keys, def->nkeys, p);
+    if (def->type == CFG_PROVIDER_JWT)
+        check_jwt(w, map, p);
 }
 
 /* Provider and route names appear in key paths, logs and metrics. */
@@ -1324,6 +1605,31 @@ on_route_duration(struct cfg_walk *w, const struct cfg_node *v, void *obj,
 }
 
 /* walk_map tracks keys seen in a 32-bit mask. */
+/* A route's own token_from, in the syntax of auth.token_from. */
+static void
+on_route_token_from(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                    const void *arg)
+{
+    struct cfg_route *r = ((struct route_ctx *)obj)->r;
+    r->token_from = alloc_list(w, v, sizeof(*r->token_from));
+    if (r->token_from == NULL)
+        return;
+    r->ntoken_from = v->n;
+    for (size_t i = 0; i < v->n; i++) {
+        size_t old = path_push(w, "[%zu]", i);
+        if (kind_ok(w, v->items[i], CFG_NODE_SCALAR))
+            parse_token_source(w, v->items[i], &r->token_from[i]);
+        path_pop(w, old);
+    }
+}
+
+static void
+on_route_close_on_expiry(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                         const void *arg)
+{
+    get_bool(w, v, &((struct route_ctx *)obj)->r->close_on_expiry);
+}
+
 static const struct cfg_key_def route_keys[] = {
     {"name", CFG_NODE_SCALAR, false, on_route_name, NULL, "chat"},
     {"path", CFG_NODE_SCALAR, false, on_route_path, NULL, "/chat"},
@@ -1350,6 +1656,9 @@ static const struct cfg_key_def route_keys[] = {
     {"backoff", CFG_NODE_SCALAR, false, on_route_duration, &route_backoff, "500ms"},
     {"resolve_interval", CFG_NODE_SCALAR, false, on_route_duration,
      &route_resolve_interval, "1m"},
+    {"token_from", CFG_NODE_SEQUENCE, false, on_route_token_from, NULL,
+     "[query=access_token, subprotocol]"},
+    {"close_on_expiry", CFG_NODE_SCALAR, false, on_route_close_on_expiry, NULL, "false"},
 };
 
 /* The keys that mean something only on an upstream route; strip_prefix,
@@ -1457,6 +1766,7 @@ on_routes(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *a
         struct route_ctx c = {&cfg->routes[i], &w->routes[i]};
         size_t old = path_push(w, "[%zu]", i);
         cfg->routes[i].mark = v->items[i]->mark;
+        cfg->routes[i].close_on_expiry = true;
         if (kind_ok(w, v->items[i], CFG_NODE_MAPPING)) {
             walk_map(w, v->items[i], route_keys, NELEMS(route_keys), &c);
             check_route(w, v->items[i], c.r, c.rw);
@@ -1485,6 +1795,7 @@ const struct cfg_schema_table cfg_schema_tables[] = {
     {"log", log_keys, NELEMS(log_keys)},
     {"auth", auth_keys, NELEMS(auth_keys)},
     {"auth.providers.*", static_provider_keys, NELEMS(static_provider_keys)},
+    {"auth.providers.*(jwt)", jwt_provider_keys, NELEMS(jwt_provider_keys)},
     {"routes[]", route_keys, NELEMS(route_keys)},
     {"routes[].upstream_tls", upstream_tls_keys, NELEMS(upstream_tls_keys)},
     {"routes[].health_check", health_check_keys, NELEMS(health_check_keys)},

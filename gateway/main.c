@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "gateway/listener.h"
 #include "gateway/log.h"
+#include "auth/auth.h"
 #include "gateway/snapshot.h"
 #include "gateway/tls.h"
 #include "gateway/worker.h"
@@ -63,6 +64,10 @@ load_config(const char *path, struct cfg_errors *errs)
     struct cfg *cfg = NULL;
     if (cfg_load_file(path, &cfg, errs) != 0)
         return NULL;
+    if (auth_config_prepare(cfg, errs) != 0) {
+        cfg_free(cfg);
+        return NULL;
+    }
     return cfg;
 }
 
