@@ -58,6 +58,7 @@ struct conn_hs {
     struct ws_handshake hs;
     struct token_header th[HTTP1_MAX_HEADERS];
     struct token_found cred;
+    char *protocols; /* Sec-WebSocket-Protocol as forwarded upstream, or NULL */
 };
 
 struct gw_conn {
@@ -83,6 +84,7 @@ struct gw_conn {
     struct gw_tunnel *tunnel; /* once proxied */
     size_t upstream;          /* index of the upstream the tunnel goes to */
     struct gw_identity ident; /* who the route's providers said the client is */
+    struct event *expiry;     /* closes 1008 when the credential expires */
     char peer[INET6_ADDRSTRLEN];
 };
 
@@ -124,6 +126,7 @@ hs_free(struct gw_conn *c)
     if (c->hs == NULL)
         return;
     free(c->hs->head);
+    free(c->hs->protocols);
     /* The credential may be a secret: do not leave it in freed memory. */
     OPENSSL_cleanse(&c->hs->cred, sizeof(c->hs->cred));
     free(c->hs);
@@ -143,6 +146,8 @@ conn_free(struct gw_conn *c)
         gw_up_route_conn_end(gw_wsnap_up(c->wsnap, c->route), c->upstream);
     }
     gw_identity_clear(&c->ident);
+    if (c->expiry != NULL)
+        event_free(c->expiry);
     gw_ws_free(c->ws);
     if (c->timer != NULL)
         event_free(c->timer);
@@ -298,6 +303,39 @@ ws_finished(void *owner, bool graceful)
         conn_close(owner);
 }
 
+/* The credential expired on a live connection: policy violation, to the
+ * client and, through the tunnel, to the upstream. */
+static void
+expiry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_conn *c = arg;
+    GW_LOG_INFO("expired", "route=%s peer=%s conn=%llu", c->route->name, c->peer,
+                (unsigned long long)c->id);
+    if (c->state == GW_CONN_WS)
+        gw_ws_close(c->ws, WS_CLOSE_POLICY, "token expired");
+    else if (c->state == GW_CONN_TUNNEL)
+        gw_tunnel_close(c->tunnel, WS_CLOSE_POLICY, "token expired");
+}
+
+/* Arms the expiry close once upgraded, unless the route opts out. Returns
+ * -1 only when out of memory. */
+static int
+arm_expiry(struct gw_conn *c)
+{
+    if (c->ident.expires_at <= 0 || !c->route->close_on_expiry)
+        return 0;
+    struct timeval now;
+    evutil_gettimeofday(&now, NULL);
+    long long ms = c->ident.expires_at * 1000LL -
+                   ((long long)now.tv_sec * 1000LL + now.tv_usec / 1000);
+    if (ms < 0)
+        ms = 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    if ((c->expiry = event_new(c->ctx->base, -1, 0, expiry_cb, c)) == NULL)
+        return -1;
+    return event_add(c->expiry, &tv);
+}
+
 static void
 upgrade(struct gw_conn *c)
 {
@@ -329,7 +367,40 @@ upgrade(struct gw_conn *c)
     c->timer = NULL;
     hs_free(c);
     c->state = GW_CONN_WS;
+    if (arm_expiry(c) != 0) {
+        conn_close(c);
+        return;
+    }
     gw_ws_start(c->ws);
+}
+
+/* Where the route's credential is looked for: its own token_from, or auth's. */
+static const struct cfg_token_source *
+conn_token_sources(const struct gw_conn *c, size_t *n)
+{
+    if (c->route->token_from != NULL) {
+        *n = c->route->ntoken_from;
+        return c->route->token_from;
+    }
+    *n = c->wsnap->snap->cfg->ntoken_from;
+    return c->wsnap->snap->cfg->token_from;
+}
+
+/* bearer.* subprotocol entries are credentials, never forwarded, when the
+ * credential came from one or the route reads credentials from them. */
+static bool
+conn_drops_bearer(const struct gw_conn *c)
+{
+    if (c->hs->cred.kind == CFG_TOKEN_SUBPROTOCOL)
+        return true;
+    if (c->route->provider == NULL)
+        return false;
+    size_t n;
+    const struct cfg_token_source *src = conn_token_sources(c, &n);
+    for (size_t i = 0; i < n; i++)
+        if (src[i].kind == CFG_TOKEN_SUBPROTOCOL)
+            return true;
+    return false;
 }
 
 static int
@@ -361,7 +432,7 @@ build_upstream_request(void *arg, size_t idx, char *out, size_t cap)
         .drop_query_param = src && src->kind == CFG_TOKEN_QUERY ? src->name : NULL,
         .drop_cookie = src && src->kind == CFG_TOKEN_COOKIE ? src->name : NULL,
         .drop_authorization = src && src->kind == CFG_TOKEN_HEADER,
-        .drop_bearer_protocol = src && src->kind == CFG_TOKEN_SUBPROTOCOL,
+        .drop_bearer_protocol = conn_drops_bearer(c),
         .identity = id,
         .nidentity = (size_t)nid,
     };
@@ -405,6 +476,10 @@ start_tunnel(struct gw_conn *c, const struct gw_up_result *res)
     c->timer = NULL;
     hs_free(c);
     c->state = GW_CONN_TUNNEL;
+    if (arm_expiry(c) != 0) {
+        conn_close(c);
+        return;
+    }
     gw_tunnel_start(c->tunnel);
 }
 
@@ -436,11 +511,22 @@ proxy(struct gw_conn *c)
 {
     struct conn_hs *hs = c->hs;
     struct upstream_offer offer = {.key = hs->hs.key, .key_len = hs->hs.key_len};
-    int i = http1_find_header(&hs->req, "sec-websocket-protocol");
-    if (i >= 0) {
-        offer.protocols = hs->req.headers[i].value;
-        offer.protocols_len = hs->req.headers[i].value_len;
+    /* The upstream may select only what it was offered: the forwarded list,
+     * without the bearer.* entries, which it therefore can never select. */
+    struct upstream_req_params rp = {.req = &hs->req,
+                                     .drop_bearer_protocol = conn_drops_bearer(c)};
+    size_t cap = (size_t)conn_limits(c)->max_request_head + 1;
+    int plen;
+    if ((hs->protocols = malloc(cap)) == NULL ||
+        (plen = upstream_req_protocols(&rp, hs->protocols, cap)) < 0) {
+        reject(c, 503, "out of memory", NULL);
+        return;
     }
+    if (plen > 0) {
+        offer.protocols = hs->protocols;
+        offer.protocols_len = (size_t)plen;
+    }
+    int i;
     if ((i = http1_find_header(&hs->req, "sec-websocket-extensions")) >= 0) {
         offer.extensions = hs->req.headers[i].value;
         offer.extensions_len = hs->req.headers[i].value_len;
@@ -517,14 +603,14 @@ static void
 authenticate(struct gw_conn *c)
 {
     struct conn_hs *hs = c->hs;
-    const struct cfg *cfg = c->wsnap->snap->cfg;
     for (size_t i = 0; i < hs->req.num_headers; i++) {
         const struct http1_header *h = &hs->req.headers[i];
         hs->th[i] = (struct token_header){h->name, h->name_len, h->value, h->value_len};
     }
     struct token_input in = {hs->th, hs->req.num_headers, hs->hs.query, hs->hs.query_len};
-    enum token_status ts =
-        token_extract(&in, cfg->token_from, cfg->ntoken_from, &hs->cred);
+    size_t nsrc;
+    const struct cfg_token_source *src = conn_token_sources(c, &nsrc);
+    enum token_status ts = token_extract(&in, src, nsrc, &hs->cred);
     if (ts == TOKEN_MALFORMED) {
         struct auth_result bad = {.verdict = AUTH_DENY,
                                   .error = "invalid_request",

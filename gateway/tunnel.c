@@ -361,9 +361,15 @@ gw_tunnel_start(struct gw_tunnel *t)
 }
 
 void
+gw_tunnel_close(struct gw_tunnel *t, uint16_t code, const char *reason)
+{
+    close_both(t, code, reason);
+}
+
+void
 gw_tunnel_drain(struct gw_tunnel *t)
 {
-    close_both(t, WS_CLOSE_GOING_AWAY, "server shutting down");
+    gw_tunnel_close(t, WS_CLOSE_GOING_AWAY, "server shutting down");
 }
 
 void

@@ -31,6 +31,12 @@ struct gw_tunnel *gw_tunnel_new(struct bufferevent *client, struct bufferevent *
 /* Starts relaying; may call env->finished. */
 void gw_tunnel_start(struct gw_tunnel *t);
 
+/* Sends close `code` with `reason` (a string that outlives the tunnel, such
+ * as a literal) to both sides, each at its next frame boundary, and
+ * finishes once both are flushed (or the close timeout passes). Idempotent:
+ * the first close wins. */
+void gw_tunnel_close(struct gw_tunnel *t, uint16_t code, const char *reason);
+
 /* Sends close 1001 to both sides, each at its next frame boundary, and
  * finishes once both are flushed (or the close timeout passes). */
 void gw_tunnel_drain(struct gw_tunnel *t);

@@ -604,3 +604,22 @@ upstream_req_build(const struct upstream_req_params *p, char *out, size_t cap)
         return -1;
     return (int)o.len;
 }
+
+int
+upstream_req_protocols(const struct upstream_req_params *p, char *out, size_t cap)
+{
+    if (p->req == NULL)
+        return -1;
+    struct out o = {.buf = out, .cap = out != NULL ? cap : 0};
+    put_protocols(&o, p, connection_named(p->req));
+    /* Only the list: without "Sec-WebSocket-Protocol: " and the CRLF. */
+    static const size_t name_len = sizeof("Sec-WebSocket-Protocol: ") - 1;
+    if (o.over || o.len > INT_MAX)
+        return -1;
+    if (o.len == 0)
+        return 0;
+    size_t n = o.len - name_len - 2;
+    memmove(out, out + name_len, n);
+    out[n] = '\0';
+    return (int)n;
+}

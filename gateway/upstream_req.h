@@ -50,4 +50,11 @@ struct upstream_req_params {
  * Pure; allocates nothing. */
 int upstream_req_build(const struct upstream_req_params *p, char *out, size_t cap);
 
+/* Writes the Sec-WebSocket-Protocol list that upstream_req_build forwards
+ * for p (elements joined with ", ", bearer.* entries dropped as p says) into
+ * out[0..cap) with a NUL, so that an upstream's choice is checked against
+ * what it was offered. Returns the list's length (0 when nothing is
+ * forwarded), or -1 when it does not fit. Pure. */
+int upstream_req_protocols(const struct upstream_req_params *p, char *out, size_t cap);
+
 #endif
