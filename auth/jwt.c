@@ -272,7 +272,8 @@ jwt_start(void *state, const struct auth_request *req, auth_done_fn done, void *
             .verdict = AUTH_DENY, .error = "invalid_token", .reason = why};
     } else {
         res.verdict = AUTH_ALLOW;
-        res.expires_at = exp;
+        /* A live connection lasts as long as the token would be accepted. */
+        res.expires_at = exp > 0 ? exp + s->policy.leeway : 0;
     }
     done(arg, &res);
     json_decref(claims);

@@ -752,6 +752,8 @@ jwt_verify(const char *token, size_t len, const struct jwt_keyset *ks,
         return JWT_MALFORMED;
     size_t hlen = (size_t)(d1 - token), plen = (size_t)(d2 - d1 - 1);
     size_t slen = len - (size_t)(d2 + 1 - token);
+    if (hlen == 0 || plen == 0 || slen == 0) /* an unsigned token, among others */
+        return JWT_MALFORMED;
     json_t *hdr = segment_json(token, hlen);
     json_t *body = hdr != NULL ? segment_json(d1 + 1, plen) : NULL;
     size_t siglen = 0;
