@@ -424,6 +424,14 @@ class ScriptedUpstream(_Upstream):
         await writer.drain()
         await self._until_eof(reader)
 
+    async def _do_pickproto(self, reader, writer, rec, headers, query):
+        """101 selecting the subprotocol named by the `p` query parameter,
+        whatever was offered."""
+        proto = query.get("p", ["x"])[0]
+        writer.write(self._switching(headers, extra=f"Sec-WebSocket-Protocol: {proto}\r\n"))
+        await writer.drain()
+        await self._until_eof(reader)
+
     async def _do_badext(self, reader, writer, rec, headers, query):
         writer.write(self._switching(
             headers, extra="Sec-WebSocket-Extensions: x-unoffered-extension\r\n"))
