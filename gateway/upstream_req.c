@@ -616,8 +616,10 @@ upstream_req_protocols(const struct upstream_req_params *p, char *out, size_t ca
     static const size_t name_len = sizeof("Sec-WebSocket-Protocol: ") - 1;
     if (o.over || o.len > INT_MAX)
         return -1;
-    if (o.len == 0)
+    if (o.len == 0) {
+        out[0] = '\0'; /* list_begin's name fitted, so cap > 0 */
         return 0;
+    }
     size_t n = o.len - name_len - 2;
     memmove(out, out + name_len, n);
     out[n] = '\0';

@@ -329,6 +329,38 @@ START_TEST(test_build)
 }
 END_TEST
 
+/* The offered list equals the Sec-WebSocket-Protocol line the request
+ * forwards (none when it forwards none), and never overflows its cap. */
+START_TEST(test_protocols)
+{
+    const struct req_case *tc = &req_cases[_i];
+    char head[2048], out[2048], list[2048];
+    struct http1_request req;
+    struct ws_handshake hs;
+    client_request(tc->target, tc->headers, head, sizeof(head), &req, &hs);
+    struct upstream_req_params p = params_of(tc, &req, &hs);
+    int n = upstream_req_build(&p, out, sizeof(out));
+    ck_assert_int_gt(n, 0);
+    out[n] = '\0';
+    const char *line = strstr(out, "\r\nSec-WebSocket-Protocol: ");
+    int m = upstream_req_protocols(&p, list, sizeof(list));
+    if (line == NULL) {
+        ck_assert_msg(m == 0, "%s: %d", tc->name, m);
+        ck_assert_str_eq(list, "");
+        return;
+    }
+    line += strlen("\r\nSec-WebSocket-Protocol: ");
+    size_t want = (size_t)(strstr(line, "\r\n") - line);
+    ck_assert_msg((size_t)m == want && memcmp(list, line, want) == 0 && list[m] == '\0',
+                  "%s: got %d \"%s\", want \"%.*s\"", tc->name, m, list, (int)want, line);
+    for (size_t cap = 0; cap <= (size_t)m; cap++) {
+        char *small = malloc(cap > 0 ? cap : 1);
+        ck_assert_int_eq(upstream_req_protocols(&p, cap > 0 ? small : NULL, cap), -1);
+        free(small);
+    }
+}
+END_TEST
+
 /* Every cap short of the length fails without writing past it; the exact
  * length succeeds. */
 START_TEST(test_overflow)
@@ -619,6 +651,7 @@ upstream_req_suite(void)
     TCase *tc = tcase_create("build");
     tcase_add_loop_test(tc, test_build, 0, NELEM(req_cases));
     tcase_add_loop_test(tc, test_overflow, 0, NELEM(req_cases));
+    tcase_add_loop_test(tc, test_protocols, 0, NELEM(req_cases));
     tcase_add_loop_test(tc, test_target, 0, NELEM(target_cases));
     tcase_add_loop_test(tc, test_cut_segment, 0, NELEM(cut_cases));
     tcase_add_loop_test(tc, test_dropped, 0, NELEM(dropped_headers));
