@@ -138,6 +138,9 @@ auth_config_prepare(struct cfg *cfg, struct cfg_errors *errs)
     for (size_t i = 0; i < cfg->nproviders; i++) {
         struct cfg_provider *p = &cfg->providers[i];
         struct gw_err err = {.msg = ""};
+        /* Only jwt needs it, and other types may need an event base. */
+        if (p->type != CFG_PROVIDER_JWT)
+            continue;
         if (auth_jwt_read_files(p, &err) != 0) {
             rc = prepare_fail(cfg, p, &err, errs);
             continue;

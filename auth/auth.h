@@ -93,7 +93,7 @@ int auth_start(struct auth_provider *p, const struct auth_request *req, auth_don
 
 /* Makes a loaded configuration ready for its providers: reads the files
  * they name (a jwt provider's public_key and jwks, relative to the working
- * directory) into cfg, and creates each provider once as a trial. Every
+ * directory) into cfg, and creates each jwt provider once as a trial. Every
  * failure is appended to errs as "FILE:LINE:COLUMN: key.path: message".
  * Called after cfg_load_file at start, for -t and on each reload, so a
  * reload re-reads the key files. Returns 0 or -1. */

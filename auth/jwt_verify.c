@@ -465,10 +465,11 @@ jwks_entry(struct jwt_keyset *ks, json_t *jwk, size_t i, struct gw_err *err)
         unsigned char *k = jwk_bytes(jwk, "k", &klen);
         if (k == NULL)
             return gw_err_set(err, "keys[%zu]: an oct key needs base64url \"k\"", i);
-        int rc = jwt_keyset_add_secret(ks, k, klen, err);
+        struct gw_err kerr = {.msg = ""};
+        int rc = jwt_keyset_add_secret(ks, k, klen, &kerr);
         OPENSSL_clear_free(k, klen);
         if (rc != 0)
-            return gw_err_set(err, "keys[%zu]: %s", i, err != NULL ? err->msg : "");
+            return gw_err_set(err, "keys[%zu]: %s", i, kerr.msg);
         ks->keys[ks->n - 1].alg = alg;
         if (kid != NULL && (ks->keys[ks->n - 1].kid = strdup(kid)) == NULL)
             return gw_err_set(err, "out of memory");

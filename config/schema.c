@@ -864,7 +864,8 @@ on_jwt_subject_claim(struct cfg_walk *w, const struct cfg_node *v, void *obj,
 
 /* Headers the gateway itself writes, forwards by its own rules, or that
  * carry the HTTP framing: a claim may not become one of them. Lower case;
- * a trailing '*' matches any suffix. */
+ * a trailing '*' matches any suffix. The same names as gateway/upstream_req.c
+ * reserves, plus the credentials it may strip. */
 static const char *const jwt_reserved_headers[] = {
     "host",
     "connection",
@@ -874,8 +875,8 @@ static const char *const jwt_reserved_headers[] = {
     "trailer",
     "transfer-encoding",
     "content-length",
-    "proxy-connection",
-    "proxy-authorization",
+    "http2-settings",
+    "proxy-*",
     "authorization",
     "cookie",
     "origin",
@@ -887,13 +888,30 @@ static const char *const jwt_reserved_headers[] = {
     "sec-websocket-*",
 };
 
+/* Compares as the gateway matches header names: ASCII case and '_' = '-'
+ * (some servers read both as the same variable). */
+static bool
+header_name_is(const char *name, const char *lit, bool prefix)
+{
+    size_t i = 0;
+    for (; lit[i] != '\0'; i++) {
+        char c = name[i] >= 'A' && name[i] <= 'Z' ? (char)(name[i] | 0x20) : name[i];
+        if ((c == '_' ? '-' : c) != lit[i])
+            return false;
+    }
+    return prefix || name[i] == '\0';
+}
+
 static bool
 header_reserved(const char *name)
 {
+    char lit[32];
     for (size_t i = 0; i < NELEMS(jwt_reserved_headers); i++) {
         const char *r = jwt_reserved_headers[i];
         size_t n = strlen(r);
-        if (r[n - 1] == '*' ? strncasecmp(name, r, n - 1) == 0 : strcasecmp(name, r) == 0)
+        bool prefix = r[n - 1] == '*';
+        snprintf(lit, sizeof(lit), "%.*s", (int)(prefix ? n - 1 : n), r);
+        if (header_name_is(name, lit, prefix))
             return true;
     }
     return false;
@@ -920,8 +938,13 @@ on_jwt_claims_to_headers(struct cfg_walk *w, const struct cfg_node *v, void *obj
         size_t old = path_key(w, key->scalar);
         char *h = hv != NULL && kind_ok(w, hv, CFG_NODE_SCALAR) ? nonempty(w, hv) : NULL;
         bool dup = false;
-        for (size_t k = 0; h != NULL && k < p->nidentity_headers; k++)
-            dup |= strcasecmp(p->identity_headers[k], h) == 0;
+        for (size_t k = 0; h != NULL && k < p->nidentity_headers; k++) {
+            char lit[256];
+            snprintf(lit, sizeof(lit), "%s", p->identity_headers[k]);
+            for (char *q = lit; *q != '\0'; q++)
+                *q = *q >= 'A' && *q <= 'Z' ? (char)(*q | 0x20) : *q == '_' ? '-' : *q;
+            dup |= header_name_is(h, lit, false);
+        }
         if (h != NULL && !is_token(h))
             fail_value(w, hv, "a header name is an HTTP token");
         else if (h != NULL && header_reserved(h))
