@@ -4,14 +4,20 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config/config.h"
 #include "gateway/conn.h"
 #include "gateway/log.h"
 #include "gateway/snapshot.h"
 #include "gateway/ws_frame.h"
+
+#define JWT_SECRET "0123456789abcdef0123456789abcdef"
 
 static const char base_yaml[] =
     "listeners: [{address: '127.0.0.1:0'}]\n"
@@ -20,8 +26,11 @@ static const char base_yaml[] =
     "log: {level: error}\n"
     "auth:\n"
     "  token_from: [header, query=access_token, cookie=session]\n"
-    "  providers: {edge: {type: static, tokens: [s3cret]}}\n"
+    "  providers:\n"
+    "    edge: {type: static, tokens: [s3cret]}\n"
+    "    jwt: {type: jwt, algorithms: [HS256], secret: " JWT_SECRET ", leeway: 0s}\n"
     "routes:\n"
+    "  - {name: jwt, path: /jwt, handler: echo, auth: jwt, token_from: [subprotocol]}\n"
     "  - {name: echo, path: /echo, handler: echo}\n"
     "  - {name: private, path: /private, handler: echo, auth: edge}\n"
     "  - {name: up, path: /up, upstream: 'ws://127.0.0.1:1'}\n";
@@ -427,6 +436,84 @@ START_TEST(token_sources_allow)
 }
 END_TEST
 
+/* An HS256 token for sub "ada" expiring at exp, in out. */
+static void
+jwt_token(long long exp, char *out, size_t cap)
+{
+    char claims[128], input[512];
+    snprintf(claims, sizeof(claims), "{\"sub\":\"ada\",\"exp\":%lld}", exp);
+    unsigned char b64[256];
+    int n = EVP_EncodeBlock(b64, (const unsigned char *)"{\"alg\":\"HS256\"}", 15);
+    snprintf(input, sizeof(input), "%.*s.", n, (const char *)b64);
+    n = EVP_EncodeBlock(b64, (const unsigned char *)claims, (int)strlen(claims));
+    snprintf(input + strlen(input), sizeof(input) - strlen(input), "%.*s", n,
+             (const char *)b64);
+    unsigned char mac[32];
+    unsigned int maclen = 0;
+    HMAC(EVP_sha256(), JWT_SECRET, 32, (const unsigned char *)input, strlen(input), mac,
+         &maclen);
+    n = EVP_EncodeBlock(b64, mac, (int)maclen);
+    snprintf(out, cap, "%s.%.*s", input, n, (const char *)b64);
+    /* base64 to base64url without padding */
+    char *w = out;
+    for (const char *r = out; *r != '\0'; r++) {
+        if (*r == '=')
+            continue;
+        *w++ = *r == '+' ? '-' : *r == '/' ? '_' : *r;
+    }
+    *w = '\0';
+}
+
+/* A subprotocol token: the 101 selects no subprotocol, and the connection
+ * gets close 1008 once the token expires. */
+START_TEST(jwt_expiry_closes_1008)
+{
+    char tok[512], req[1024];
+    jwt_token((long long)time(NULL) + 1, tok, sizeof(tok));
+    snprintf(req, sizeof(req),
+             UPGRADE("/jwt", "Sec-WebSocket-Protocol: bearer.%s, chat\r\n"), tok);
+    struct bufferevent *cl = client();
+    send_str(cl, req);
+    struct evbuffer *in = bufferevent_get_input(cl);
+    struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+    ck_assert_int_ge(end.pos, 0);
+    char head[512];
+    evbuffer_copyout(in, head, (size_t)end.pos + 4);
+    head[end.pos + 4] = '\0';
+    ck_assert_ptr_null(strstr(head, "Sec-WebSocket-Protocol"));
+    expect_upgrade(cl);
+    send_frame(cl, WS_OP_TEXT, "before expiry", 13);
+    expect_echo(cl, WS_OP_TEXT, "before expiry");
+    /* Waits for the expiry timer (the hang guard is the suite's timeout). */
+    while (evbuffer_get_length(in) == 0)
+        event_base_loop(fx.base, EVLOOP_ONCE);
+    pump();
+    uint8_t op, buf[128];
+    size_t len;
+    ck_assert_int_eq(read_frame(cl, &op, buf, sizeof(buf), &len), 0);
+    ck_assert_uint_eq(op, WS_OP_CLOSE);
+    ck_assert_uint_eq(buf[0] << 8 | buf[1], 1008);
+    ck_assert_uint_eq(len, 2 + strlen("token expired"));
+    ck_assert_int_eq(memcmp(buf + 2, "token expired", len - 2), 0);
+    uint8_t reply[2] = {0x03, 0xf0};
+    send_frame(cl, WS_OP_CLOSE, reply, 2);
+    expect_all_freed(cl);
+}
+END_TEST
+
+START_TEST(jwt_expired_401)
+{
+    char tok[512], req[1024];
+    jwt_token((long long)time(NULL) - 1, tok, sizeof(tok));
+    snprintf(req, sizeof(req), UPGRADE("/jwt", "Sec-WebSocket-Protocol: bearer.%s\r\n"),
+             tok);
+    struct bufferevent *cl = client();
+    send_str(cl, req);
+    expect_status(cl, "HTTP/1.1 401 ");
+    expect_all_freed(cl);
+}
+END_TEST
+
 START_TEST(head_too_large)
 {
     struct bufferevent *cl = client();
@@ -527,6 +614,8 @@ main(void)
     tcase_add_loop_test(tc, error_statuses, 0,
                         (int)(sizeof(status_cases) / sizeof(status_cases[0])));
     tcase_add_test(tc, token_sources_allow);
+    tcase_add_test(tc, jwt_expiry_closes_1008);
+    tcase_add_test(tc, jwt_expired_401);
     tcase_add_test(tc, head_too_large);
     tcase_add_test(tc, client_gone_mid_head);
     tcase_add_test(tc, max_connections_503);
