@@ -272,8 +272,10 @@ jwt_start(void *state, const struct auth_request *req, auth_done_fn done, void *
             .verdict = AUTH_DENY, .error = "invalid_token", .reason = why};
     } else {
         res.verdict = AUTH_ALLOW;
-        /* A live connection lasts as long as the token would be accepted. */
-        res.expires_at = exp > 0 ? exp + s->policy.leeway : 0;
+        /* A live connection ends at exp; leeway only forgives skew at the
+         * handshake, so a token accepted after its exp gets that grace. */
+        long long now = (long long)time(NULL);
+        res.expires_at = exp <= 0 ? 0 : exp > now ? exp : exp + s->policy.leeway;
     }
     done(arg, &res);
     json_decref(claims);

@@ -762,7 +762,18 @@ START_TEST(test_provider)
     ck_assert_int_eq(s.verdict, AUTH_ALLOW);
     ck_assert_str_eq(s.subject, "alice");
     ck_assert_str_eq(s.headers, "X-Auth-Roles=admin,dev;X-Tenant=42;");
-    ck_assert_int_eq(s.expires_at, now + 600 + 5); /* exp plus leeway */
+    ck_assert_int_eq(s.expires_at, now + 600); /* a live connection ends at exp */
+    free(t);
+
+    /* Accepted within the leeway after exp: the leeway is its grace. */
+    snprintf(claims, sizeof(claims),
+             "{\"iss\":\"https://auth.example.com\",\"aud\":\"chat\",\"sub\":\"alice\","
+             "\"exp\":%lld}",
+             now - 2);
+    t = make_token(JWT_HS256, claims);
+    s = check_token(p, t);
+    ck_assert_int_eq(s.verdict, AUTH_ALLOW);
+    ck_assert_int_eq(s.expires_at, now - 2 + 5);
     free(t);
 
     s = check_token(p, NULL);
