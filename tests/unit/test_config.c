@@ -994,9 +994,11 @@ START_TEST(test_upstream_keys_on_handler)
     while (strcmp(t->path, "routes[]") != 0)
         t++;
     for (size_t k = 0; k < t->nkeys; k++) {
-        static const char *const anywhere[] = {"name",      "path",         "path_prefix",
-                                               "host",      "handler",      "upstream",
-                                               "upstreams", "strip_prefix", "auth"};
+        static const char *const anywhere[] = {
+            "name",           "path",       "path_prefix",       "host",
+            "handler",        "upstream",   "upstreams",         "strip_prefix",
+            "auth",           "deflate",    "deflate_threshold", "ping_interval",
+            "max_send_queue", "slow_reader"};
         bool any = false;
         for (size_t j = 0; j < NELEMS(anywhere); j++)
             any = any || strcmp(anywhere[j], t->keys[k].name) == 0;
