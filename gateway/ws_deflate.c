@@ -274,6 +274,7 @@ struct ws_deflate {
     z_stream inf;
     bool def_live; /* deflateInit2 succeeded and deflateEnd is due */
     bool inf_live;
+    bool inf_ended; /* a BFINAL block ended the stream, and nothing came after */
 };
 
 struct ws_deflate *
@@ -402,6 +403,8 @@ inflate_run(struct ws_deflate *d, const uint8_t *in, size_t len,
         }
         z->next_out = buf->data + buf->len;
         z->avail_out = (uInt)(buf->cap - buf->len);
+        if (z->avail_in > 0)
+            d->inf_ended = false;
         int rc = inflate(z, Z_SYNC_FLUSH);
         buf->len = buf->cap - z->avail_out;
         if (buf->len > limit)
@@ -410,6 +413,7 @@ inflate_run(struct ws_deflate *d, const uint8_t *in, size_t len,
             /* BFINAL: what follows, if anything, is a new stream. */
             if (inflateReset(z) != Z_OK)
                 return WS_INFLATE_BAD;
+            d->inf_ended = true;
         } else if (rc == Z_MEM_ERROR) {
             return WS_INFLATE_NOMEM;
         } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
@@ -439,8 +443,11 @@ ws_deflate_inflate(struct ws_deflate *d, const uint8_t *in, size_t len, bool las
     enum ws_inflate_result r = WS_INFLATE_OK;
     if (len > 0)
         r = inflate_run(d, in, len, buf, limit);
-    if (r == WS_INFLATE_OK && last)
+    /* After a BFINAL block the sender had no sync flush to strip. */
+    if (r == WS_INFLATE_OK && last && !d->inf_ended)
         r = inflate_run(d, ws_deflate_tail, sizeof(ws_deflate_tail), buf, limit);
+    if (last)
+        d->inf_ended = false;
     if (r != WS_INFLATE_OK || (last && d->p.client_no_context_takeover))
         inflate_drop(d);
     return r;
