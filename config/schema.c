@@ -1502,7 +1502,7 @@ check_route(struct cfg_walk *w, const struct cfg_node *map, struct cfg_route *r,
         upstream_defaults(w, map, r, rw);
     if (upstream && !rw->has_handler)
         check_only(w, map, handler_only_keys, NELEMS(handler_only_keys),
-                   "applies only to handler routes (an upstream negotiates its own)");
+                   "applies only to handler routes");
     if (r->name == NULL && !rw->has_name && r->path != NULL) {
         r->name = strdup(r->path);
         rw->name_mark = rw->path_mark;

@@ -316,9 +316,16 @@ int
 ws_deflate_compress(struct ws_deflate *d, const uint8_t *in, size_t len, uint8_t **out,
                     size_t *out_len)
 {
-    static const uint8_t none[1];
     *out = NULL;
     *out_len = 0;
+    if (len == 0) {
+        /* An empty stored block (RFC 7692 §7.2.3.6): a sync flush right after
+         * another one would emit nothing, which is not a valid payload. */
+        if ((*out = calloc(1, 1)) == NULL)
+            return -1;
+        *out_len = 1;
+        return 0;
+    }
     if (!d->def_live) {
         memset(&d->def, 0, sizeof(d->def));
         /* Negative window bits: raw DEFLATE, no zlib header or checksum. */
@@ -336,7 +343,7 @@ ws_deflate_compress(struct ws_deflate *d, const uint8_t *in, size_t len, uint8_t
         deflate_drop(d);
         return -1;
     }
-    d->def.next_in = (Bytef *)(in != NULL ? in : none);
+    d->def.next_in = (Bytef *)in;
     d->def.avail_in = (uInt)len;
     size_t used = 0;
     for (;;) {
