@@ -364,8 +364,9 @@ check_text(struct gw_ws *ws, size_t from, bool complete)
 {
     if (ws->msg_opcode != WS_OP_TEXT)
         return 0;
-    enum utf8_result u =
-        utf8_validate(&ws->utf8, ws->msg.data + from, ws->msg.len - from, NULL);
+    /* msg.data is NULL while an empty message has allocated nothing. */
+    const uint8_t *p = ws->msg.len > from ? ws->msg.data + from : NULL;
+    enum utf8_result u = utf8_validate(&ws->utf8, p, ws->msg.len - from, NULL);
     if (u == UTF8_INVALID || (complete && u != UTF8_OK)) {
         fail(ws, WS_CLOSE_INVALID_DATA, "invalid UTF-8 in text message");
         return -1;
