@@ -45,8 +45,9 @@ const struct gw_handler *gw_handler_find(const char *name);
  * started under `slow_reader: close` — or out of memory. Never calls back. */
 int gw_ws_send(struct gw_ws *ws, enum ws_opcode opcode, const void *data, size_t len);
 
-/* Starts the close handshake with `code` (a code valid on the wire) and a
- * short reason. Idempotent. Never calls back synchronously. */
+/* Starts the close handshake with `code` (a code valid on the wire; any
+ * other, such as 1005 or 1006, is sent as 1011) and a short reason.
+ * Idempotent. Never calls back synchronously. */
 void gw_ws_close(struct gw_ws *ws, uint16_t code, const char *reason);
 
 /* Per-connection user data for the handler; NULL until set. */

@@ -58,7 +58,8 @@ void ws_deflate_free(struct ws_deflate *d);
 /* Compresses one whole message in[0..len) (in may be NULL when len is 0)
  * into a new malloc'd buffer *out of *out_len bytes that the caller frees —
  * the payload of a frame with RSV1 set: the DEFLATE blocks ended by a sync
- * flush whose trailing 00 00 ff ff is removed (RFC 7692 §7.2.1). Returns 0,
+ * flush whose trailing 00 00 ff ff is removed (RFC 7692 §7.2.1); an empty
+ * message is the single byte 00 (an empty stored block). Returns 0,
  * or -1 when out of memory (the codec is then unusable: fail the
  * connection). */
 int ws_deflate_compress(struct ws_deflate *d, const uint8_t *in, size_t len,

@@ -198,6 +198,14 @@ gw_ws_close(struct gw_ws *ws, uint16_t code, const char *reason)
 {
     if (ws->state != WS_ST_OPEN)
         return;
+    /* 1005, 1006 and 1015 (and unassigned codes) never go on the wire: a
+     * handler's mistake becomes 1011 rather than a peer's protocol error. */
+    if (!ws_close_code_valid(code)) {
+        GW_LOG_WARN("ws_bad_close_code", "code=%u route=%s conn=%llu", code,
+                    ws->env.route ? ws->env.route : "-",
+                    (unsigned long long)ws->env.conn_id);
+        code = WS_CLOSE_INTERNAL;
+    }
     uint8_t payload[WS_CONTROL_MAX];
     size_t n = ws_close_build(payload, code, reason);
     /* Should the frame not fit in memory, the deadline still ends it. */
