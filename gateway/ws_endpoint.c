@@ -66,6 +66,13 @@ now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* a + b, saturating: durations in the configuration may be huge. */
+static uint64_t
+add_ms(uint64_t a, uint64_t b)
+{
+    return b > UINT64_MAX - a ? UINT64_MAX : a + b;
+}
+
 static struct timeval
 ms_tv(uint64_t ms)
 {
@@ -637,10 +644,13 @@ gw_ws_on_eof(struct gw_ws *ws)
 static void
 keepalive_arm(struct gw_ws *ws, uint64_t now)
 {
-    uint64_t due = ws->last_rx_ms + ws->env.idle_timeout_ms;
+    uint64_t due = add_ms(ws->last_rx_ms, ws->env.idle_timeout_ms);
     if (ws->env.ping_interval_ms != 0 && ws->next_ping_ms < due)
         due = ws->next_ping_ms;
-    struct timeval tv = ms_tv(due > now ? due - now : 0);
+    /* Beyond a year it is as good as never (and time_t stays in range). */
+    uint64_t wait = due > now ? due - now : 0;
+    struct timeval tv =
+        ms_tv(wait < 365ULL * 86400 * 1000 ? wait : 365ULL * 86400 * 1000);
     evtimer_add(ws->keepalive, &tv);
 }
 
@@ -667,7 +677,7 @@ keepalive_cb(evutil_socket_t fd, short what, void *arg)
         /* A peer that reads nothing gets no pile of pings. */
         if (evbuffer_get_length(bufferevent_get_output(ws->bev)) < ws->env.max_send_queue)
             send_frame(ws, 0, WS_OP_PING, NULL, 0);
-        ws->next_ping_ms = now + ws->env.ping_interval_ms;
+        ws->next_ping_ms = add_ms(now, ws->env.ping_interval_ms);
     }
     keepalive_arm(ws, now);
 }
@@ -715,7 +725,7 @@ gw_ws_start(struct gw_ws *ws)
     bufferevent_enable(ws->bev, EV_READ | EV_WRITE);
     uint64_t now = now_ms();
     ws->last_rx_ms = now;
-    ws->next_ping_ms = now + ws->env.ping_interval_ms;
+    ws->next_ping_ms = add_ms(now, ws->env.ping_interval_ms);
     keepalive_arm(ws, now);
     if (ws->handler->on_open != NULL)
         ws->handler->on_open(ws);
