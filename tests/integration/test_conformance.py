@@ -574,6 +574,14 @@ class Closing(Base):
         c.send(frame(OP_CLOSE, struct.pack("!H", 1000) + b"r" * 123))
         c.expect_close(1000)
 
+    def test_7_5b_close_payload_of_126_bytes_is_1002(self):
+        self.fails_with(1002, frame(OP_CLOSE, struct.pack("!H", 1000) + b"r" * 124))
+
+    def test_7_5c_second_close_is_ignored(self):
+        c = self.conn()
+        c.send(frame(OP_CLOSE, struct.pack("!H", 1000)) + frame(OP_CLOSE, struct.pack("!H", 1001)))
+        c.expect_close(1000)
+
     def test_7_6_invalid_utf8_reason_is_1007(self):
         self.fails_with(1007, frame(OP_CLOSE, struct.pack("!H", 1000) + b"\xce\xba\xed\xa0\x80"))
 
