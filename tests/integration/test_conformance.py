@@ -857,6 +857,14 @@ class Deflate(Base):
         c.send(frame(OP_BINARY, b"\xff\xff\xff\xff garbage", rsv=4))
         c.expect_close(1007)
 
+    def test_12_15_compressed_frame_over_the_wire_limit(self):
+        # A compressed frame longer than max_message_size plus the stored
+        # blocks' overhead cannot inflate to an acceptable message: 1009 on
+        # the header alone.
+        c = self.conn()
+        c.send(frame(OP_BINARY, b"", rsv=4, length=MAX_MESSAGE + MAX_MESSAGE // 512))
+        c.expect_close(1009)
+
     def test_12_14_incompressible_message_at_the_limit(self):
         c = self.conn()
         msg = os.urandom(MAX_MESSAGE)
