@@ -291,10 +291,19 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 static void
 ws_finished(void *owner, bool graceful)
 {
-    if (graceful)
-        enter_closing(owner);
-    else
-        conn_close(owner);
+    struct gw_conn *c = owner;
+    if (graceful) {
+        enter_closing(c);
+        return;
+    }
+    /* Timed out or gone: reset, so that what the kernel still holds for a
+     * peer that does not read is dropped now instead of trickling out of an
+     * orphaned socket. */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    conn_close(c);
 }
 
 /* permessage-deflate on a handler route that enables it: the first offer,
