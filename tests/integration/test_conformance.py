@@ -865,6 +865,19 @@ class Deflate(Base):
         c.send(frame(OP_BINARY, b"", rsv=4, length=MAX_MESSAGE + MAX_MESSAGE // 512))
         c.expect_close(1009)
 
+    def test_12_16_closing_log_line(self):
+        # Each connection's last line: its code, counts, deflate and the
+        # slow-reader counters the tests and operators read.
+        c = self.conn()
+        for _ in range(3):
+            c.send_message(OP_TEXT, "counted " * 20)
+            c.expect_echo(OP_TEXT, "counted " * 20)
+        c.send(frame(OP_CLOSE, struct.pack("!H", 4321)))
+        c.expect_close(4321)
+        self.gw.wait_for_log(r"ws_closed code=4321 route=deflate conn=\d+ msgs_in=3 msgs_out=3 "
+                             r"deflate=on slow_reader_drops=0 route_slow_reader_drops=0 "
+                             r"route_slow_reader_closes=0")
+
     def test_12_14_incompressible_message_at_the_limit(self):
         c = self.conn()
         msg = os.urandom(MAX_MESSAGE)
