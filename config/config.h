@@ -156,6 +156,17 @@ struct cfg_health_check {
     char *path;           /* request path; default "/" */
 };
 
+/* What the endpoint does with a message that would take a handler route's
+ * queue towards a client past max_send_queue (routes[].slow_reader). */
+enum cfg_slow_reader {
+    CFG_SLOW_READER_CLOSE = 0, /* close 1008, then TCP close at close_timeout */
+    CFG_SLOW_READER_DROP,      /* drop the message, keep the connection */
+};
+
+/* Defaults of the handler-route endpoint keys. */
+#define CFG_DEFLATE_THRESHOLD_DEFAULT 1024
+#define CFG_PING_INTERVAL_DEFAULT_MS (30ULL * 1000)
+
 enum cfg_route_kind {
     CFG_ROUTE_HANDLER = 1, /* served in-process */
     CFG_ROUTE_UPSTREAM,    /* reverse-proxied */
@@ -191,6 +202,13 @@ struct cfg_route {
     size_t ntoken_from;
     bool close_on_expiry; /* `close_on_expiry`: close 1008 when the credential
                              expires (JWT exp); default true */
+    /* Handler routes only (the endpoint's own WebSocket behaviour). */
+    bool deflate;               /* `deflate`: accept permessage-deflate; default off */
+    uint64_t deflate_threshold; /* smaller messages go out uncompressed; 1 KiB */
+    uint64_t ping_interval_ms;  /* `ping_interval`: 0 when off; default 30s */
+    uint64_t max_send_queue;    /* bytes queued towards the client; 0: the default,
+                                   2 * (limits.max_message_size + 64 KiB) */
+    enum cfg_slow_reader slow_reader; /* default close */
     struct cfg_mark mark;
 };
 

@@ -276,7 +276,7 @@ static void
 walk_map(struct cfg_walk *w, const struct cfg_node *map, const struct cfg_key_def *keys,
          size_t nkeys, void *obj)
 {
-    uint32_t seen = 0;
+    uint64_t seen = 0;
 
     for (size_t i = 0; i < map->n; i++) {
         const struct cfg_node *key = map->pairs[i].key, *v = map->pairs[i].value;
@@ -286,16 +286,16 @@ walk_map(struct cfg_walk *w, const struct cfg_node *map, const struct cfg_key_de
             k++;
         if (k == nkeys)
             fail_unknown_key(w, key, keys, nkeys);
-        else if (seen & (1u << k))
+        else if (seen & (UINT64_C(1) << k))
             fail(w, key->mark, "duplicate key");
         else if (v != NULL && (keys[k].kind == 0 || kind_ok(w, v, keys[k].kind)))
             keys[k].fn(w, v, obj, keys[k].arg);
         if (k < nkeys)
-            seen |= 1u << k;
+            seen |= UINT64_C(1) << k;
         path_pop(w, old);
     }
     for (size_t k = 0; k < nkeys; k++) {
-        if (!keys[k].required || (seen & (1u << k)))
+        if (!keys[k].required || (seen & (UINT64_C(1) << k)))
             continue;
         size_t old = path_key(w, keys[k].name);
         fail(w, map->mark, "missing required key");
@@ -1627,7 +1627,56 @@ on_route_duration(struct cfg_walk *w, const struct cfg_node *v, void *obj,
              &((const struct route_duration *)arg)->def);
 }
 
-/* walk_map tracks keys seen in a 32-bit mask. */
+static void
+on_route_deflate(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    static const struct enum_name onoff[] = {
+        {"on", 1}, {"off", 0}, {"true", 1}, {"false", 0}};
+    int value;
+    if (get_enum(w, v, onoff, NELEMS(onoff), &value) == 0)
+        ((struct route_ctx *)obj)->r->deflate = value != 0;
+}
+
+static const struct limit_def route_deflate_threshold = {
+    LIMIT_SIZE, 0, GIB, "from 0B to 1GiB", offsetof(struct cfg_route, deflate_threshold)};
+static const struct limit_def route_max_send_queue = {
+    LIMIT_SIZE, 4 * KIB, 4 * GIB, "from 4KiB to 4GiB",
+    offsetof(struct cfg_route, max_send_queue)};
+static const struct limit_def route_ping_interval = {
+    LIMIT_DURATION, 1, UINT64_MAX, "at least 1ms (or off)",
+    offsetof(struct cfg_route, ping_interval_ms)};
+
+static void
+on_route_size(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    on_limit(w, v, ((struct route_ctx *)obj)->r, arg);
+}
+
+static void
+on_route_ping_interval(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                       const void *arg)
+{
+    struct route_ctx *c = obj;
+    if (strcmp(v->scalar, "off") == 0)
+        c->r->ping_interval_ms = 0;
+    else
+        on_limit(w, v, c->r, &route_ping_interval);
+}
+
+static const struct enum_name slow_readers[] = {
+    {"close", CFG_SLOW_READER_CLOSE},
+    {"drop", CFG_SLOW_READER_DROP},
+};
+
+static void
+on_route_slow_reader(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                     const void *arg)
+{
+    int value;
+    if (get_enum(w, v, slow_readers, NELEMS(slow_readers), &value) == 0)
+        ((struct route_ctx *)obj)->r->slow_reader = (enum cfg_slow_reader)value;
+}
+
 /* A route's own token_from, in the syntax of auth.token_from. */
 static void
 on_route_token_from(struct cfg_walk *w, const struct cfg_node *v, void *obj,
@@ -1682,6 +1731,13 @@ static const struct cfg_key_def route_keys[] = {
     {"token_from", CFG_NODE_SEQUENCE, false, on_route_token_from, NULL,
      "[query=access_token, subprotocol]"},
     {"close_on_expiry", CFG_NODE_SCALAR, false, on_route_close_on_expiry, NULL, "false"},
+    {"deflate", CFG_NODE_SCALAR, false, on_route_deflate, NULL, "on"},
+    {"deflate_threshold", CFG_NODE_SCALAR, false, on_route_size, &route_deflate_threshold,
+     "256B"},
+    {"ping_interval", CFG_NODE_SCALAR, false, on_route_ping_interval, NULL, "20s"},
+    {"max_send_queue", CFG_NODE_SCALAR, false, on_route_size, &route_max_send_queue,
+     "8MiB"},
+    {"slow_reader", CFG_NODE_SCALAR, false, on_route_slow_reader, NULL, "drop"},
 };
 
 /* The keys that mean something only on an upstream route; strip_prefix,
@@ -1691,25 +1747,39 @@ static const char *const upstream_only_keys[] = {
     "connect_timeout", "upstream_timeout", "backoff",      "resolve_interval",
 };
 
-_Static_assert(NELEMS(route_keys) <= 32, "walk_map's mask holds 32 keys");
+/* The keys of the in-process endpoint: an upstream negotiates its own. */
+static const char *const handler_only_keys[] = {
+    "deflate", "deflate_threshold", "ping_interval", "max_send_queue", "slow_reader",
+};
+
+/* walk_map tracks keys seen in a 64-bit mask. */
+_Static_assert(NELEMS(route_keys) <= 64, "walk_map's mask holds 64 keys");
+
+/* Reports each key of `keys` that the route has: one that applies only to
+ * the other kind of route. */
+static void
+check_only(struct cfg_walk *w, const struct cfg_node *map, const char *const *keys,
+           size_t nkeys, const char *why)
+{
+    for (size_t i = 0; i < map->n; i++) {
+        const struct cfg_node *key = map->pairs[i].key;
+        size_t k = 0;
+        while (k < nkeys && strcmp(keys[k], key->scalar) != 0)
+            k++;
+        if (k == nkeys || find_value(map, key->scalar) != map->pairs[i].value)
+            continue; /* not one, or a duplicate, reported already */
+        size_t old = path_key(w, key->scalar);
+        fail(w, key->mark, "%s", why);
+        path_pop(w, old);
+    }
+}
 
 /* Reports each upstream-only key that a handler route has. */
 static void
 check_upstream_only(struct cfg_walk *w, const struct cfg_node *map)
 {
-    for (size_t i = 0; i < map->n; i++) {
-        const struct cfg_node *key = map->pairs[i].key;
-        size_t k = 0;
-        while (k < NELEMS(upstream_only_keys) &&
-               strcmp(upstream_only_keys[k], key->scalar) != 0)
-            k++;
-        if (k == NELEMS(upstream_only_keys) ||
-            find_value(map, key->scalar) != map->pairs[i].value)
-            continue; /* not one, or a duplicate, reported already */
-        size_t old = path_key(w, key->scalar);
-        fail(w, key->mark, "applies only to upstream routes");
-        path_pop(w, old);
-    }
+    check_only(w, map, upstream_only_keys, NELEMS(upstream_only_keys),
+               "applies only to upstream routes");
 }
 
 /* Fills an upstream route's unset timeouts, so that the gateway reads them
@@ -1762,6 +1832,9 @@ check_route(struct cfg_walk *w, const struct cfg_node *map, struct cfg_route *r,
         check_upstream_only(w, map);
     if (r->kind == CFG_ROUTE_UPSTREAM)
         upstream_defaults(w, map, r, rw);
+    if (upstream && !rw->has_handler)
+        check_only(w, map, handler_only_keys, NELEMS(handler_only_keys),
+                   "applies only to handler routes");
     if (r->name == NULL && !rw->has_name && r->path != NULL) {
         r->name = strdup(r->path);
         rw->name_mark = rw->path_mark;
@@ -1790,6 +1863,8 @@ on_routes(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *a
         size_t old = path_push(w, "[%zu]", i);
         cfg->routes[i].mark = v->items[i]->mark;
         cfg->routes[i].close_on_expiry = true;
+        cfg->routes[i].deflate_threshold = CFG_DEFLATE_THRESHOLD_DEFAULT;
+        cfg->routes[i].ping_interval_ms = CFG_PING_INTERVAL_DEFAULT_MS;
         if (kind_ok(w, v->items[i], CFG_NODE_MAPPING)) {
             walk_map(w, v->items[i], route_keys, NELEMS(route_keys), &c);
             check_route(w, v->items[i], c.r, c.rw);

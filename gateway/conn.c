@@ -297,10 +297,44 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 static void
 ws_finished(void *owner, bool graceful)
 {
-    if (graceful)
-        enter_closing(owner);
-    else
-        conn_close(owner);
+    struct gw_conn *c = owner;
+    if (graceful) {
+        enter_closing(c);
+        return;
+    }
+    /* Timed out or gone: reset, so that what the kernel still holds for a
+     * peer that does not read is dropped now instead of trickling out of an
+     * orphaned socket. */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    conn_close(c);
+}
+
+/* permessage-deflate on a handler route that enables it: the first offer,
+ * over every Sec-WebSocket-Extensions line in order, that can be honoured.
+ * A malformed line declines compression (the upgrade still succeeds). */
+static bool
+negotiate_deflate(struct gw_conn *c, struct ws_deflate_params *p)
+{
+    const struct http1_request *req = &c->hs->req;
+    if (!c->route->deflate)
+        return false;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const struct http1_header *hd = &req->headers[i];
+        if (!http1_str_ieq(hd->name, hd->name_len, "sec-websocket-extensions"))
+            continue;
+        switch (ws_deflate_negotiate(hd->value, hd->value_len, p)) {
+        case WS_DEFLATE_ACCEPTED:
+            return true;
+        case WS_DEFLATE_MALFORMED:
+            return false;
+        case WS_DEFLATE_DECLINED:
+            break;
+        }
+    }
+    return false;
 }
 
 /* The credential expired on a live connection: policy violation, to the
@@ -341,17 +375,33 @@ upgrade(struct gw_conn *c)
 {
     const struct gw_handler *h = gw_handler_find(c->route->handler);
     const struct cfg_limits *lim = conn_limits(c);
+    const struct cfg_route *r = c->route;
+    struct ws_deflate_params dp;
+    bool deflate = negotiate_deflate(c, &dp);
+    char ext[WS_DEFLATE_RESPONSE_MAX];
+    if (deflate)
+        ws_deflate_response(&dp, ext);
     struct gw_ws_env env = {
         .max_message_size = lim->max_message_size,
         .idle_timeout_ms = lim->idle_timeout_ms,
         .close_timeout_ms = GW_CLOSE_TIMEOUT_MS,
+        .ping_interval_ms = r->ping_interval_ms,
+        .max_send_queue = r->max_send_queue != 0 ? r->max_send_queue
+                                                 : 2 * (lim->max_message_size + 65536),
+        .slow_reader = r->slow_reader,
+        .deflate = deflate ? &dp : NULL,
+        .deflate_threshold = r->deflate_threshold,
+        .counters = &c->wsnap->snap->ws_counters[r - c->wsnap->snap->cfg->routes],
+        .route = r->name,
+        .conn_id = c->id,
         .finished = ws_finished,
         .owner = c,
     };
     /* The endpoint exists only once the 101 is queued: a handler never sees
      * on_close without its on_open. */
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (h == NULL || gw_response_upgrade(out, c->hs->hs.key, c->hs->hs.key_len) != 0) {
+    if (h == NULL || gw_response_upgrade(out, c->hs->hs.key, c->hs->hs.key_len,
+                                         deflate ? ext : NULL) != 0) {
         reject(c, 500, "cannot start the WebSocket handler", NULL);
         return;
     }
@@ -361,8 +411,9 @@ upgrade(struct gw_conn *c)
     }
     char path[512];
     gw_log_quote(path, sizeof(path), c->hs->hs.path, c->hs->hs.path_len);
-    GW_LOG_INFO("upgrade", "status=101 path=\"%s\" route=%s peer=%s conn=%llu", path,
-                c->route->name, c->peer, (unsigned long long)c->id);
+    GW_LOG_INFO("upgrade", "status=101 path=\"%s\" route=%s peer=%s conn=%llu deflate=%s",
+                path, c->route->name, c->peer, (unsigned long long)c->id,
+                deflate ? "on" : "off");
     event_free(c->timer);
     c->timer = NULL;
     hs_free(c);

@@ -34,12 +34,20 @@ extern const struct gw_handler gw_handler_echo;
 /* The built-in handler named `name`, or NULL. */
 const struct gw_handler *gw_handler_find(const char *name);
 
-/* Queues one message (WS_OP_TEXT or WS_OP_BINARY) for the peer; copies data.
- * Returns 0, or -1 when the connection is closing or out of memory. */
+/* gw_ws_send's result when the route's `slow_reader: drop` dropped the
+ * message: the peer's queue was over max_send_queue. */
+#define GW_WS_SEND_DROPPED (-2)
+
+/* Queues one message (WS_OP_TEXT or WS_OP_BINARY) for the peer; copies data
+ * (and compresses it when permessage-deflate was negotiated and it is at
+ * least deflate_threshold long). Returns 0; GW_WS_SEND_DROPPED (see above);
+ * or -1 when the connection is closing — including a close this send
+ * started under `slow_reader: close` — or out of memory. Never calls back. */
 int gw_ws_send(struct gw_ws *ws, enum ws_opcode opcode, const void *data, size_t len);
 
-/* Starts the close handshake with `code` (a code valid on the wire) and a
- * short reason. Idempotent. Never calls back synchronously. */
+/* Starts the close handshake with `code` (a code valid on the wire; any
+ * other, such as 1005 or 1006, is sent as 1011) and a short reason.
+ * Idempotent. Never calls back synchronously. */
 void gw_ws_close(struct gw_ws *ws, uint16_t code, const char *reason);
 
 /* Per-connection user data for the handler; NULL until set. */

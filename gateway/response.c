@@ -72,7 +72,8 @@ gw_response_error(struct evbuffer *out, int status, const char *body,
 }
 
 int
-gw_response_upgrade(struct evbuffer *out, const char *key, size_t key_len)
+gw_response_upgrade(struct evbuffer *out, const char *key, size_t key_len,
+                    const char *extensions)
 {
     char accept[WS_ACCEPT_LEN + 1];
     if (ws_accept_key(key, key_len, accept) != 0)
@@ -82,7 +83,9 @@ gw_response_upgrade(struct evbuffer *out, const char *key, size_t key_len)
                                 "Upgrade: websocket\r\n"
                                 "Connection: Upgrade\r\n"
                                 "Sec-WebSocket-Accept: %s\r\n"
+                                "%s%s%s"
                                 "\r\n",
-                                accept);
+                                accept, extensions ? "Sec-WebSocket-Extensions: " : "",
+                                extensions ? extensions : "", extensions ? "\r\n" : "");
     return n < 0 ? -1 : 0;
 }

@@ -27,7 +27,9 @@ int gw_response_error(struct evbuffer *out, int status, const char *body,
 const char *gw_response_reason(int status);
 
 /* Appends the 101 Switching Protocols response with Sec-WebSocket-Accept
- * computed from the client's key. Returns 0, or -1 on failure. */
-int gw_response_upgrade(struct evbuffer *out, const char *key, size_t key_len);
+ * computed from the client's key, and a Sec-WebSocket-Extensions line when
+ * `extensions` is not NULL. Returns 0, or -1 on failure. */
+int gw_response_upgrade(struct evbuffer *out, const char *key, size_t key_len,
+                        const char *extensions);
 
 #endif

@@ -6,14 +6,17 @@
 #include <stdlib.h>
 
 #include "gateway/upstream.h"
+#include "gateway/ws_endpoint.h"
 
 struct gw_snapshot *
 gw_snapshot_new(struct cfg *cfg, unsigned generation, struct gw_err *err)
 {
     struct gw_snapshot *s = calloc(1, sizeof(*s));
     struct router *r = router_new(cfg);
-    if (s == NULL || r == NULL) {
+    struct gw_ws_counters *k = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*k));
+    if (s == NULL || r == NULL || k == NULL) {
         free(s);
+        free(k);
         router_free(r);
         cfg_free(cfg);
         gw_err_set(err, "out of memory building the configuration snapshot");
@@ -23,6 +26,7 @@ gw_snapshot_new(struct cfg *cfg, unsigned generation, struct gw_err *err)
     s->cfg = cfg;
     s->router = r;
     s->generation = generation;
+    s->ws_counters = k;
     return s;
 }
 
@@ -39,6 +43,7 @@ gw_snapshot_unref(struct gw_snapshot *s)
         return;
     router_free(s->router);
     cfg_free(s->cfg);
+    free(s->ws_counters);
     free(s);
 }
 

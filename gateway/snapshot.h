@@ -11,6 +11,7 @@
 struct event_base;
 struct evdns_base;
 struct gw_up_route;
+struct gw_ws_counters;
 
 /* Shared by all workers; replaced as a whole on reload. */
 struct gw_snapshot {
@@ -18,6 +19,7 @@ struct gw_snapshot {
     struct cfg *cfg;
     struct router *router;
     unsigned generation;
+    struct gw_ws_counters *ws_counters; /* parallel to cfg->routes */
 };
 
 /* Builds a snapshot over cfg and takes ownership of it (also on failure).

@@ -2,19 +2,42 @@
 #ifndef WSGATE_WS_ENDPOINT_H
 #define WSGATE_WS_ENDPOINT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "gateway/handler.h"
 
+#include "config/config.h"
+#include "gateway/ws_deflate.h"
+
 struct bufferevent;
+
+/* What a route's endpoints count together, across workers (relaxed atomics:
+ * the events are rare). One per route, in the configuration snapshot, so
+ * they count from the last (re)load. */
+struct gw_ws_counters {
+    atomic_uint_fast64_t slow_reader_closes; /* connections closed with 1008 */
+    atomic_uint_fast64_t slow_reader_drops;  /* messages dropped */
+};
 
 /* What the endpoint needs from the connection that owns it. */
 struct gw_ws_env {
     uint64_t max_message_size; /* a bigger message is closed with 1009 */
-    uint64_t idle_timeout_ms;  /* nothing read (or nothing written while the
-                                  peer's output is full) for this long: close */
+    uint64_t idle_timeout_ms;  /* no frame from the peer for this long: close
+                                  1001; nothing of its queue read this long:
+                                  drop the connection */
     uint64_t close_timeout_ms; /* wait this long for the peer's close frame */
+    uint64_t ping_interval_ms; /* send a ping this often; 0: never */
+    uint64_t max_send_queue;   /* bytes queued for the peer beyond which a
+                                  message meets slow_reader */
+    enum cfg_slow_reader slow_reader;
+    /* permessage-deflate as negotiated (copied), or NULL when not. */
+    const struct ws_deflate_params *deflate;
+    uint64_t deflate_threshold;      /* smaller messages go out uncompressed */
+    struct gw_ws_counters *counters; /* the route's; may be NULL */
+    const char *route;               /* for log lines; outlives the endpoint */
+    uint64_t conn_id;                /* for log lines */
     /* Called once when the endpoint is finished and the TCP connection should
      * be closed; may be called from inside any gw_ws_on_* function, so the
      * owner must defer freeing (and must not call back into the endpoint

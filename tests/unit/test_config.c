@@ -1001,10 +1001,22 @@ START_TEST(test_upstream_keys_on_handler)
     while (strcmp(t->path, "routes[]") != 0)
         t++;
     for (size_t k = 0; k < t->nkeys; k++) {
-        static const char *const anywhere[] = {
-            "name",    "path",       "path_prefix",    "host",
-            "handler", "upstream",   "upstreams",      "strip_prefix",
-            "auth",    "token_from", "close_on_expiry"};
+        static const char *const anywhere[] = {"name",
+                                               "path",
+                                               "path_prefix",
+                                               "host",
+                                               "handler",
+                                               "upstream",
+                                               "upstreams",
+                                               "strip_prefix",
+                                               "auth",
+                                               "token_from",
+                                               "close_on_expiry",
+                                               "deflate",
+                                               "deflate_threshold",
+                                               "ping_interval",
+                                               "max_send_queue",
+                                               "slow_reader"};
         bool any = false;
         for (size_t j = 0; j < NELEMS(anywhere); j++)
             any = any || strcmp(anywhere[j], t->keys[k].name) == 0;
@@ -1027,6 +1039,55 @@ START_TEST(test_upstream_keys_on_handler)
         checked++;
     }
     ck_assert_uint_eq(checked, 8);
+}
+END_TEST
+
+/* The endpoint keys of handler routes: defaults, values, and that each is an
+ * error on an upstream route. */
+START_TEST(test_endpoint_keys)
+{
+    struct cfg *cfg =
+        load_ok("listeners: [{address: ':1'}]\n"
+                "routes:\n"
+                "  - {path: /a, handler: echo}\n"
+                "  - {path: /b, handler: echo, deflate: on, deflate_threshold: 0,"
+                " ping_interval: off, max_send_queue: 64KiB, slow_reader: drop}\n"
+                "  - {path: /c, handler: echo, deflate: off, ping_interval: 5s}\n");
+    const struct cfg_route *r = cfg->routes;
+    ck_assert(!r[0].deflate);
+    ck_assert_uint_eq(r[0].deflate_threshold, 1024);
+    ck_assert_uint_eq(r[0].ping_interval_ms, 30000);
+    ck_assert_uint_eq(r[0].max_send_queue, 0);
+    ck_assert_int_eq(r[0].slow_reader, CFG_SLOW_READER_CLOSE);
+    ck_assert(r[1].deflate);
+    ck_assert_uint_eq(r[1].deflate_threshold, 0);
+    ck_assert_uint_eq(r[1].ping_interval_ms, 0);
+    ck_assert_uint_eq(r[1].max_send_queue, 64 * 1024);
+    ck_assert_int_eq(r[1].slow_reader, CFG_SLOW_READER_DROP);
+    ck_assert(!r[2].deflate);
+    ck_assert_uint_eq(r[2].ping_interval_ms, 5000);
+    cfg_free(cfg);
+
+    static const char *const keys[][2] = {
+        {"deflate", "on"},        {"deflate_threshold", "1KiB"},
+        {"ping_interval", "off"}, {"max_send_queue", "1MiB"},
+        {"slow_reader", "close"},
+    };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        char *doc = NULL, want[160];
+        ck_assert_int_ge(asprintf(&doc,
+                                  "listeners: [{address: ':1'}]\n"
+                                  "routes: [{path: /a, upstream: 'ws://h', %s: %s}]\n",
+                                  keys[i][0], keys[i][1]),
+                         0);
+        snprintf(want, sizeof(want),
+                 "test.yaml:2:41: routes[0].%s: applies only to handler routes\n",
+                 keys[i][0]);
+        char *errors = load_bad(doc);
+        ck_assert_str_eq(errors, want);
+        free(errors);
+        free(doc);
+    }
 }
 END_TEST
 
@@ -1407,6 +1468,7 @@ config_suite(void)
     tcase_add_test(schema, test_max_upstreams);
     tcase_add_loop_test(schema, test_upstream_keys_bad, 0, NELEMS(upstream_key_cases));
     tcase_add_test(schema, test_upstream_keys_on_handler);
+    tcase_add_test(schema, test_endpoint_keys);
     tcase_add_test(schema, test_load_default);
     tcase_add_loop_test(schema, test_secret_never_printed, 0, NELEMS(secret_docs));
     suite_add_tcase(s, schema);
