@@ -500,6 +500,10 @@ static const struct {
      "{listeners: [{address: ':0'}], routes: [{path: /e, handler: echo}],"
      " auth: {providers: {p: @}}}",
      "auth.providers.p.", true},
+    {"auth.throttle",
+     "{listeners: [{address: ':0'}], routes: [{path: /e, handler: echo}],"
+     " auth: {throttle: @}}",
+     "auth.throttle.", true},
     {"routes[]", "{listeners: [{address: ':0'}], routes: [@]}", "routes[0].", false},
     /* Not standalone: certificate alone is an error (it needs key). */
     {"routes[].upstream_tls",
@@ -583,7 +587,9 @@ START_TEST(test_schema_table)
 
         /* The wrong kind of node is not. */
         snprintf(kv, sizeof(kv), "%s: %s", key->name,
-                 key->kind == CFG_NODE_SCALAR ? "[x]" : "x");
+                 key->kind == CFG_NODE_SCALAR               ? "[x]"
+                 : key->kind == CFG_NODE_SCALAR_OR_SEQUENCE ? "{x: y}"
+                                                            : "x");
         text = table_doc(t, doc, key->name, kv);
         snprintf(want, sizeof(want), ": %s%s: expected ", prefix, key->name);
         expect_error(text, want);
@@ -994,9 +1000,9 @@ START_TEST(test_upstream_keys_on_handler)
     while (strcmp(t->path, "routes[]") != 0)
         t++;
     for (size_t k = 0; k < t->nkeys; k++) {
-        static const char *const anywhere[] = {"name",      "path",         "path_prefix",
-                                               "host",      "handler",      "upstream",
-                                               "upstreams", "strip_prefix", "auth"};
+        static const char *const anywhere[] = {
+            "name",     "path",      "path_prefix",  "host", "handler",
+            "upstream", "upstreams", "strip_prefix", "auth", "origins"};
         bool any = false;
         for (size_t j = 0; j < NELEMS(anywhere); j++)
             any = any || strcmp(anywhere[j], t->keys[k].name) == 0;
