@@ -32,6 +32,7 @@ struct auth_request {
     const struct token_found *credential; /* kind 0 when none was sent */
     const struct token_header *headers;
     size_t nheaders;
+    int tls; /* 1 when the client connected over TLS (X-Forwarded-Proto) */
 };
 
 /* A header an allowing provider wants set on the upstream request (a JWT
@@ -55,6 +56,10 @@ struct auth_result {
     const struct auth_header *headers; /* identity headers; only when allowed */
     size_t nheaders;
     long long expires_at; /* Unix time the credential expires (JWT exp), or 0 */
+    /* With AUTH_DENY or AUTH_FORBID: the whole WWW-Authenticate value to
+     * answer with (an auth service's own challenge), printable ASCII; NULL
+     * for the gateway's Bearer challenge (401) or none (403). */
+    const char *www_authenticate;
 };
 
 typedef void (*auth_done_fn)(void *arg, const struct auth_result *result);
