@@ -87,6 +87,13 @@ struct auth_provider *auth_provider_new(const struct cfg_provider *cfg,
 void auth_provider_free(struct auth_provider *p);
 const char *auth_provider_name(const struct auth_provider *p);
 
+/* Creates and destroys an instance of every provider of cfg on a scratch
+ * event base, so that what only a provider can check (a plugin that does
+ * not load, an ABI mismatch, options a plugin refuses) is a configuration
+ * error: each failure is appended to errs as "FILE:LINE:COLUMN: message".
+ * Returns 0, or -1 when any failed. Loads plugins: not a pure function. */
+int auth_providers_verify(const struct cfg *cfg, struct cfg_errors *errs);
+
 /* Starts checking req. Returns 0 when started; then `done` is called exactly
  * once, unless the check is cancelled first. A provider may answer
  * synchronously: then `done` runs before auth_start returns and *pending is

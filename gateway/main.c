@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "config/config.h"
 #include "gateway/listener.h"
 #include "gateway/log.h"
@@ -67,6 +68,12 @@ load_config(const char *path, struct cfg_errors *errs)
     struct cfg *cfg = NULL;
     if (cfg_load_file(path, &cfg, errs) != 0)
         return NULL;
+    /* What only creating the providers can tell (a plugin that does not
+     * load) is a configuration error too, for -t, start and reload. */
+    if (auth_providers_verify(cfg, errs) != 0) {
+        cfg_free(cfg);
+        return NULL;
+    }
     return cfg;
 }
 
