@@ -114,11 +114,10 @@ answer_cb(evutil_socket_t fd, short what, void *arg)
     } else {
         res.reason = k->verdict == AUTH_FORBID ? "user is forbidden" : "invalid token";
     }
-    auth_done_fn done = k->done;
-    void *done_arg = k->arg;
+    /* res points into k: free it only after the answer was taken. */
+    k->done(k->arg, &res);
     event_free(k->timer);
     free(k);
-    done(done_arg, &res);
 }
 
 static int
