@@ -23,6 +23,8 @@
 #define HTTP_AUTH_MAX_HEADERS_SIZE 16384
 #define HTTP_AUTH_MAX_BODY_SIZE 65536
 #define HTTP_AUTH_MAX_VALUE 1024
+/* Flights in progress are found by their cache key. */
+#define HTTP_AUTH_FLIGHT_BUCKETS 256
 
 /* One cached decision, keyed by a SHA-256 of what the service was shown
  * (never the credential itself). */
@@ -59,19 +61,34 @@ struct http_auth {
     struct http_conn *conns;
     size_t nconns;
     struct http_cache cache;
+    struct http_flight *flights[HTTP_AUTH_FLIGHT_BUCKETS];
     char host_header[300];
 };
 
-struct auth_check {
+/* One request to the service and the checks waiting for its answer: with
+ * the cache on, checks for the same key while one is in flight join it
+ * instead of asking again (a reconnect storm with one credential is one
+ * request). */
+struct http_flight {
     struct http_auth *h;
-    struct http_conn *conn;
-    struct evhttp_request *req; /* in flight, or NULL */
+    struct http_flight *next; /* in h->flights, while keyed */
+    struct http_conn *conn;   /* the connection it went on, while in flight */
+    struct evhttp_request *req;
+    struct auth_check *waiters; /* in arrival order */
+    struct evkeyvalq headers;   /* what each attempt sends */
+    uint8_t key[32];
+    bool keyed;     /* listed in h->flights */
+    bool retried;   /* the one retry was used */
+    bool finishing; /* answering its waiters */
+};
+
+/* One gateway check: a waiter on a flight, with its own deadline. */
+struct auth_check {
+    struct http_flight *f;
+    struct auth_check *next;
     struct event *timer;
     auth_done_fn done;
     void *arg;
-    struct evkeyvalq headers; /* what each attempt sends */
-    uint8_t key[32];
-    bool retried;
 };
 
 static uint64_t
@@ -263,18 +280,16 @@ http_create(const struct cfg_provider *cfg, struct event_base *base, void **stat
     return 0;
 }
 
-/* The client's header `name` as a NUL-terminated copy in buf, or NULL. */
-static const char *
-client_header(const struct auth_request *req, const char *name, char *buf, size_t cap)
+/* The client's header `name` as a malloc'd string (which the caller
+ * cleanses and frees), or NULL (also when out of memory). */
+static char *
+client_header(const struct auth_request *req, const char *name)
 {
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct token_header *th = &req->headers[i];
         if (th->name_len == strlen(name) &&
-            strncasecmp(th->name, name, th->name_len) == 0 && th->value_len < cap) {
-            memcpy(buf, th->value, th->value_len);
-            buf[th->value_len] = '\0';
-            return buf;
-        }
+            strncasecmp(th->name, name, th->name_len) == 0)
+            return strndup(th->value, th->value_len);
     }
     return NULL;
 }
@@ -288,26 +303,33 @@ add_view(struct evkeyvalq *q, const char *name, const char *v, size_t len)
     return rc;
 }
 
+static void
+free_secret(char *s)
+{
+    if (s != NULL) {
+        OPENSSL_cleanse(s, strlen(s));
+        free(s);
+    }
+}
+
 /* What the service is shown: the original request and the credential. The
  * cache key hashes method, host, path and the credential headers. */
 static int
-build_headers(struct auth_check *k, const struct auth_request *req, EVP_MD_CTX *md)
+build_headers(struct http_flight *f, const struct auth_request *req, EVP_MD_CTX *md)
 {
-    struct evkeyvalq *q = &k->headers;
+    struct evkeyvalq *q = &f->headers;
     const struct token_found *cred = req->credential;
     char *authz = NULL;
-    char buf[8192];
     int rc = 0;
 
     if (cred != NULL && cred->kind != 0) {
         if (asprintf(&authz, "Bearer %.*s", (int)cred->token_len, cred->token) < 0)
             return -1;
-    } else if (client_header(req, "authorization", buf, sizeof(buf)) != NULL &&
-               (authz = strdup(buf)) == NULL) {
-        return -1;
+    } else {
+        authz = client_header(req, "authorization");
     }
-    const char *cookie = client_header(req, "cookie", buf, sizeof(buf));
-    rc |= evhttp_add_header(q, "Host", k->h->host_header);
+    char *cookie = client_header(req, "cookie");
+    rc |= evhttp_add_header(q, "Host", f->h->host_header);
     rc |= add_view(q, "X-Forwarded-Method", req->method, req->method_len);
     rc |= add_view(q, "X-Forwarded-Uri", req->path, req->path_len);
     rc |= add_view(q, "X-Original-URI", req->path, req->path_len);
@@ -326,16 +348,47 @@ build_headers(struct auth_check *k, const struct auth_request *req, EVP_MD_CTX *
         EVP_DigestUpdate(md, "\n", 1);
         EVP_DigestUpdate(md, req->path, req->path_len);
         for (size_t i = 0; i < 2; i++) {
-            EVP_DigestUpdate(md, "\n", 1);
+            /* A marker for absent, so "no cookie" and "empty cookie" differ. */
+            EVP_DigestUpdate(
+                md, i == 0 ? (authz ? "\nA" : "\na") : (cookie ? "\nC" : "\nc"), 2);
             EVP_DigestUpdate(md, parts[i], strlen(parts[i]));
         }
     }
-    if (authz != NULL) {
-        OPENSSL_cleanse(authz, strlen(authz));
-        free(authz);
-    }
-    OPENSSL_cleanse(buf, sizeof(buf));
+    free_secret(authz);
+    free_secret(cookie);
     return rc == 0 ? 0 : -1;
+}
+
+/* ---- flights: one request to the service, answering every check that
+ * waits for the same decision ---- */
+
+static size_t
+flight_bucket(const uint8_t key[32])
+{
+    uint64_t v;
+    memcpy(&v, key + 8, sizeof(v));
+    return (size_t)(v % HTTP_AUTH_FLIGHT_BUCKETS);
+}
+
+static void
+flight_free(struct http_flight *f)
+{
+    if (f->keyed) {
+        struct http_flight **p = &f->h->flights[flight_bucket(f->key)];
+        while (*p != NULL && *p != f)
+            p = &(*p)->next;
+        if (*p == f)
+            *p = f->next;
+    }
+    struct evkeyval *kv;
+    while ((kv = TAILQ_FIRST(&f->headers)) != NULL) {
+        TAILQ_REMOVE(&f->headers, kv, next);
+        OPENSSL_cleanse(kv->value, strlen(kv->value));
+        free(kv->key);
+        free(kv->value);
+        free(kv);
+    }
+    free(f);
 }
 
 static void
@@ -343,30 +396,54 @@ check_free(struct auth_check *k)
 {
     if (k->timer != NULL)
         event_free(k->timer);
-    struct evkeyval *kv;
-    while ((kv = TAILQ_FIRST(&k->headers)) != NULL) {
-        TAILQ_REMOVE(&k->headers, kv, next);
-        OPENSSL_cleanse(kv->value, strlen(kv->value));
-        free(kv->key);
-        free(kv->value);
-        free(kv);
-    }
     free(k);
 }
 
-/* Ends a check: answers, then frees it (the answer's strings may point
- * into the service's response, valid during this call only). */
+/* Takes k off its flight's list of waiters. */
 static void
-finish(struct auth_check *k, const struct auth_result *res, bool cacheable)
+waiter_remove(struct auth_check *k)
 {
-    if (k->conn != NULL)
-        k->conn->inflight--;
-    k->conn = NULL;
-    k->req = NULL;
-    if (cacheable)
-        cache_put(k->h, k->key, res);
-    k->done(k->arg, res);
-    check_free(k);
+    struct auth_check **p = &k->f->waiters;
+    while (*p != NULL && *p != k)
+        p = &(*p)->next;
+    if (*p == k)
+        *p = k->next;
+    k->next = NULL;
+}
+
+/* The request is over (answered or failed): answers every waiter (in the
+ * order they came), then frees the flight. A waiter's `done` may cancel
+ * other waiters of this flight (a chain that gives up): they are taken off
+ * the list, so each is answered or cancelled exactly once. */
+static void
+flight_finish(struct http_flight *f, const struct auth_result *res, bool cacheable)
+{
+    if (f->conn != NULL)
+        f->conn->inflight--;
+    f->conn = NULL;
+    f->req = NULL;
+    if (cacheable && f->keyed)
+        cache_put(f->h, f->key, res);
+    /* Unlisted first: a done() that starts a check for the same key gets
+     * the cached answer or a flight of its own, never this one. */
+    if (f->keyed) {
+        struct http_flight **p = &f->h->flights[flight_bucket(f->key)];
+        while (*p != NULL && *p != f)
+            p = &(*p)->next;
+        if (*p == f)
+            *p = f->next;
+        f->keyed = false;
+    }
+    f->finishing = true;
+    while (f->waiters != NULL) {
+        struct auth_check *k = f->waiters;
+        f->waiters = k->next;
+        auth_done_fn done = k->done;
+        void *arg = k->arg;
+        check_free(k);
+        done(arg, res);
+    }
+    flight_free(f);
 }
 
 /* A response header's value when it is printable and not too long. */
@@ -383,12 +460,12 @@ printable_header(struct evkeyvalq *in, const char *name)
 }
 
 static void
-answer_allow(struct auth_check *k, struct evkeyvalq *in)
+answer_allow(struct http_flight *f, struct evkeyvalq *in)
 {
-    const struct cfg_http_auth *hc = k->h->hc;
+    const struct cfg_http_auth *hc = f->h->hc;
     struct auth_header copied[64];
     size_t n = 0;
-    struct auth_result res = {.verdict = AUTH_ALLOW, .subject = k->h->cfg->name};
+    struct auth_result res = {.verdict = AUTH_ALLOW, .subject = f->h->cfg->name};
 
     if (hc->subject_header != NULL) {
         const char *s = evhttp_find_header(in, hc->subject_header);
@@ -396,7 +473,7 @@ answer_allow(struct auth_check *k, struct evkeyvalq *in)
             ((s = printable_header(in, hc->subject_header)) == NULL || *s == '\0')) {
             struct auth_result bad = {.verdict = AUTH_UNAVAILABLE,
                                       .reason = "auth service sent an invalid subject"};
-            finish(k, &bad, false);
+            flight_finish(f, &bad, false);
             return;
         }
         if (s != NULL)
@@ -409,36 +486,36 @@ answer_allow(struct auth_check *k, struct evkeyvalq *in)
     }
     res.headers = copied;
     res.nheaders = n;
-    finish(k, &res, true);
+    flight_finish(f, &res, true);
 }
 
-static int send_attempt(struct auth_check *k);
+static int send_attempt(struct http_flight *f);
 
 static void
 response_cb(struct evhttp_request *req, void *arg)
 {
-    struct auth_check *k = arg;
+    struct http_flight *f = arg;
     int code = req != NULL ? evhttp_request_get_response_code(req) : 0;
     if (code == 0) {
         /* A reused keep-alive connection the service closed meanwhile
          * fails the request at once: one retry on a fresh connection. */
-        if (k->conn != NULL)
-            k->conn->inflight--;
-        k->conn = NULL;
-        k->req = NULL;
-        if (!k->retried) {
-            k->retried = true;
-            (void)send_attempt(k);
+        if (f->conn != NULL)
+            f->conn->inflight--;
+        f->conn = NULL;
+        f->req = NULL;
+        if (!f->retried) {
+            f->retried = true;
+            (void)send_attempt(f);
             return;
         }
         struct auth_result res = {.verdict = AUTH_UNAVAILABLE,
                                   .reason = "auth service unreachable"};
-        finish(k, &res, false);
+        flight_finish(f, &res, false);
         return;
     }
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     if (code >= 200 && code < 300) {
-        answer_allow(k, in);
+        answer_allow(f, in);
         return;
     }
     struct auth_result res = {.www_authenticate =
@@ -452,31 +529,31 @@ response_cb(struct evhttp_request *req, void *arg)
     } else {
         struct auth_result bad = {.verdict = AUTH_UNAVAILABLE,
                                   .reason = "auth service failed"};
-        finish(k, &bad, false);
+        flight_finish(f, &bad, false);
         return;
     }
-    finish(k, &res, true);
+    flight_finish(f, &res, true);
 }
 
-/* Sends the check on the least busy connection. Returns 0, or -1 after
- * answering 503 (and freeing k) when it cannot. */
+/* Sends the flight on the least busy connection. Returns 0, or -1 after
+ * answering its waiters 503 (and freeing f) when it cannot. */
 static int
-send_attempt(struct auth_check *k)
+send_attempt(struct http_flight *f)
 {
-    struct http_auth *h = k->h;
+    struct http_auth *h = f->h;
     struct http_conn *best = &h->conns[0];
     for (size_t i = 1; i < h->nconns; i++)
         if (h->conns[i].inflight < best->inflight)
             best = &h->conns[i];
-    struct evhttp_request *req = evhttp_request_new(response_cb, k);
+    struct evhttp_request *req = evhttp_request_new(response_cb, f);
     if (req == NULL) {
         struct auth_result res = {.verdict = AUTH_UNAVAILABLE, .reason = "out of memory"};
-        finish(k, &res, false);
+        flight_finish(f, &res, false);
         return -1;
     }
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     struct evkeyval *kv;
-    TAILQ_FOREACH(kv, &k->headers, next)
+    TAILQ_FOREACH(kv, &f->headers, next)
     {
         evhttp_add_header(out, kv->key, kv->value);
     }
@@ -484,24 +561,41 @@ send_attempt(struct auth_check *k)
     if (evhttp_make_request(best->evcon, req, EVHTTP_REQ_GET, h->hc->target) != 0) {
         struct auth_result res = {.verdict = AUTH_UNAVAILABLE,
                                   .reason = "cannot send to the auth service"};
-        finish(k, &res, false);
+        flight_finish(f, &res, false);
         return -1;
     }
     best->inflight++;
-    k->conn = best;
-    k->req = req;
+    f->conn = best;
+    f->req = req;
     return 0;
+}
+
+/* The last waiter left: nobody needs the answer any more. */
+static void
+flight_abandon(struct http_flight *f)
+{
+    if (f->req != NULL) {
+        evhttp_cancel_request(
+            f->req); /* its callback never runs; resets a busy connection */
+        f->conn->inflight--;
+    }
+    flight_free(f);
 }
 
 static void
 timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct auth_check *k = arg;
-    if (k->req != NULL)
-        evhttp_cancel_request(k->req); /* resets that connection */
+    struct http_flight *f = k->f;
+    waiter_remove(k);
+    auth_done_fn done = k->done;
+    void *done_arg = k->arg;
+    check_free(k);
+    if (f->waiters == NULL)
+        flight_abandon(f);
     struct auth_result res = {.verdict = AUTH_UNAVAILABLE,
                               .reason = "auth service timed out"};
-    finish(k, &res, false);
+    done(done_arg, &res);
 }
 
 /* Answers a cached decision synchronously. */
@@ -521,56 +615,99 @@ answer_cached(const struct http_cache_entry *e, auth_done_fn done, void *arg)
     done(arg, &res);
 }
 
+static struct http_flight *
+flight_find(struct http_auth *h, const uint8_t key[32])
+{
+    for (struct http_flight *f = h->flights[flight_bucket(key)]; f != NULL; f = f->next)
+        if (memcmp(f->key, key, 32) == 0)
+            return f;
+    return NULL;
+}
+
+/* A new flight for req, keyed when the cache is on; NULL when out of memory. */
+static struct http_flight *
+flight_new(struct http_auth *h, const struct auth_request *req)
+{
+    struct http_flight *f = calloc(1, sizeof(*f));
+    EVP_MD_CTX *md = h->cache.size > 0 ? EVP_MD_CTX_new() : NULL;
+    if (f == NULL || (h->cache.size > 0 && md == NULL)) {
+        free(f);
+        EVP_MD_CTX_free(md);
+        return NULL;
+    }
+    TAILQ_INIT(&f->headers);
+    f->h = h;
+    int rc = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ? -1 : 0;
+    rc = rc == 0 ? build_headers(f, req, md) : -1;
+    if (rc == 0 && md != NULL)
+        rc = EVP_DigestFinal_ex(md, f->key, NULL) == 1 ? 0 : -1;
+    EVP_MD_CTX_free(md);
+    if (rc != 0) {
+        flight_free(f);
+        return NULL;
+    }
+    return f;
+}
+
 static int
 http_start(void *state, const struct auth_request *req, auth_done_fn done, void *arg,
            struct auth_check **pending)
 {
     struct http_auth *h = state;
+    struct http_flight *f = flight_new(h, req);
     struct auth_check *k = calloc(1, sizeof(*k));
-    EVP_MD_CTX *md = h->cache.size > 0 ? EVP_MD_CTX_new() : NULL;
-    if (k == NULL || (h->cache.size > 0 && md == NULL)) {
+    if (f == NULL || k == NULL ||
+        (k->timer = event_new(h->base, -1, 0, timeout_cb, k)) == NULL) {
+        if (f != NULL)
+            flight_free(f);
         free(k);
-        EVP_MD_CTX_free(md);
         return -1;
     }
-    TAILQ_INIT(&k->headers);
-    k->h = h;
     k->done = done;
     k->arg = arg;
-    int rc = md != NULL ? EVP_DigestInit_ex(md, EVP_sha256(), NULL) - 1 : 0;
-    rc = rc == 0 ? build_headers(k, req, md) : -1;
-    if (rc == 0 && md != NULL)
-        rc = EVP_DigestFinal_ex(md, k->key, NULL) == 1 ? 0 : -1;
-    EVP_MD_CTX_free(md);
-    if (rc == 0 && (k->timer = event_new(h->base, -1, 0, timeout_cb, k)) == NULL)
-        rc = -1;
-    if (rc != 0) {
-        check_free(k);
-        return -1;
-    }
-    const struct http_cache_entry *e = cache_find(&h->cache, k->key, mono_ms());
-    if (e != NULL) {
-        check_free(k);
-        answer_cached(e, done, arg);
-        return 0;
+    if (h->cache.size > 0) {
+        const struct http_cache_entry *e = cache_find(&h->cache, f->key, mono_ms());
+        struct http_flight *same = e == NULL ? flight_find(h, f->key) : NULL;
+        if (e != NULL || same != NULL)
+            flight_free(f);
+        if (e != NULL) {
+            check_free(k);
+            answer_cached(e, done, arg);
+            return 0;
+        }
+        if (same != NULL) {
+            f = same; /* a check for the same decision is in flight: wait for it */
+        } else {
+            size_t b = flight_bucket(f->key);
+            f->keyed = true;
+            f->next = h->flights[b];
+            h->flights[b] = f;
+        }
     }
     struct timeval tv = {(time_t)(h->hc->timeout_ms / 1000),
                          (suseconds_t)(h->hc->timeout_ms % 1000) * 1000};
     event_add(k->timer, &tv);
-    /* send_attempt answers (synchronously) only when it cannot send. */
-    if (send_attempt(k) == 0)
-        *pending = k;
+    k->f = f;
+    /* Waiters are answered in the order they came. */
+    struct auth_check **tail = &f->waiters;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    *tail = k;
+    /* A new flight is sent; one that k joined is on its way already. */
+    if (f->waiters == k && send_attempt(f) != 0)
+        return 0; /* answered 503 synchronously */
+    *pending = k;
     return 0;
 }
 
 static void
 http_cancel(void *state, struct auth_check *k)
 {
-    if (k->req != NULL)
-        evhttp_cancel_request(k->req); /* its callback never runs */
-    if (k->conn != NULL)
-        k->conn->inflight--;
+    struct http_flight *f = k->f;
+    waiter_remove(k);
     check_free(k);
+    if (f->waiters == NULL && !f->finishing)
+        flight_abandon(f);
 }
 
 const struct auth_provider_ops auth_http_ops = {

@@ -36,7 +36,8 @@ def plugin_path():
 class AuthService:
     """A forward-auth service on 127.0.0.1 (kernel-chosen port). The bearer
     token decides: deny* -> 401 with its own challenge, forbid* -> 403,
-    error* -> 500, stall* -> no answer until released, crash* -> the
+    error* -> 500, stall* -> no answer until released, hold* -> 200 once
+    `hold` is set, crash* -> the
     connection is closed without an answer; anything else -> 200 with
     X-Auth-User: svc-TOKEN and X-User-Id: uid-42. It records every request
     with the connection it came on."""
@@ -45,6 +46,7 @@ class AuthService:
         self.requests = []
         self.lock = threading.Condition()
         self.release = threading.Event()
+        self.hold = threading.Event()
         svc = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -65,6 +67,10 @@ class AuthService:
                 if token.startswith("crash"):
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if token.startswith("hold"):
+                    svc.hold.wait(30)
+                    self.reply(200, [("X-Auth-User", "held")])
                     return
                 if token.startswith("stall"):
                     svc.release.wait(30)
@@ -103,6 +109,7 @@ class AuthService:
 
     def stop(self):
         self.release.set()
+        self.hold.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -135,7 +142,12 @@ auth:
       subject_header: X-Auth-User
       copy_headers: [X-User-Id]
       connections: 1
-    cached: { type: http, url: "http://127.0.0.1:@SVC@/check", cache_ttl: 10m, cache_size: 16 }
+    cached:
+      type: http
+      url: "http://127.0.0.1:@SVC@/check"
+      cache_ttl: 10m
+      cache_size: 16
+      timeout: 20s
     plug:
       type: plugin
       path: "@PLUGIN@"
@@ -279,6 +291,41 @@ class EdgeAuthTest(GatewayTestCase):
             self.assertEqual(self.status("/cached", [("Authorization", "Bearer " + err)]).status,
                              503)
         self.assertEqual(len(self.svc.with_token(err)), 2)
+
+    def test_concurrent_checks_for_one_credential_are_one_request(self):
+        # Every client waits for the same held answer: the service sees one
+        # request, whether the others joined it in flight or came after it
+        # was cached. The first client leaves while it waits.
+        self.svc.hold.clear()
+        token = "hold-" + uuid.uuid4().hex[:8]
+        clients = [RawClient(self.port) for _ in range(5)]
+        try:
+            for c in clients:
+                c.send(upgrade_request("/cached", extra=[("Authorization", "Bearer " + token)]))
+            self.svc.wait_for(token)
+            clients[0].close()
+            time.sleep(0.2)  # not asserted on: lets the others reach the gateway
+            self.svc.hold.set()
+            for c in clients[1:]:
+                self.assertEqual(c.read_response().status, 101)
+        finally:
+            for c in clients:
+                c.close()
+        self.assertEqual(len(self.svc.with_token(token)), 1)
+
+    def test_all_waiters_gone_cancels_the_request(self):
+        self.svc.hold.clear()
+        token = "hold-gone-" + uuid.uuid4().hex[:6]
+        clients = [RawClient(self.port) for _ in range(3)]
+        for c in clients:
+            c.send(upgrade_request("/cached", extra=[("Authorization", "Bearer " + token)]))
+        self.svc.wait_for(token)
+        for c in clients:
+            c.close()
+        time.sleep(0.2)  # not asserted on: lets the gateway see the EOFs first
+        self.svc.hold.set()
+        r = self.status("/cached", [("Authorization", "Bearer ok-" + token)])
+        self.assertEqual(r.status, 101)
 
     def test_client_gone_while_check_pending(self):
         token = "stall-gone-" + uuid.uuid4().hex[:6]
