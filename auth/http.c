@@ -252,7 +252,8 @@ http_create(const struct cfg_provider *cfg, struct event_base *base, void **stat
              v6 ? "]" : "", hc->port);
     /* evhttp resolves a host name with a blocking call unless given evdns. */
     if (!is_ip_literal(hc->host) &&
-        (h->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL) {
+        (h->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL &&
+        (h->dns = evdns_base_new(base, 0)) == NULL) {
         http_destroy(h);
         return gw_err_set(err, "auth.providers.%s: cannot create a DNS resolver", name);
     }
