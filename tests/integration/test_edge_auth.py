@@ -6,6 +6,7 @@ import hmac
 import http.server
 import json
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -446,6 +447,53 @@ class ThrottleTest(GatewayTestCase):
         self.assertEqual(self.status_from("127.0.0.4", "/p", "good-token").status, 101)
         self.assertEqual(self.status_from("127.0.0.4", "/p", "wrong").status, 401)
         self.gw.wait_for_log(r"throttle peer=127\.0\.0\.3")
+
+
+RELOAD_CONFIG = """\
+listeners:
+  - address: 127.0.0.1:0
+workers: 2
+auth:
+  providers:
+    plug: { type: plugin, path: "@PLUGIN@", options: { key: "@KEY@" } }
+routes:
+  - { path: /plug, handler: echo, auth: plug }
+"""
+
+
+class PluginReloadTest(unittest.TestCase):
+    """A reload whose plugin does not load is refused; one that loads (with
+    new options) replaces the instances on every worker."""
+
+    def test_reload(self):
+        good = fill(RELOAD_CONFIG, PLUGIN=plugin_path(), KEY=PLUGIN_KEY)
+        gw = Gateway(good)
+        self.addCleanup(gw.kill)
+        gw.start()
+        path = os.path.join(gw._tmp.name, "wsgate.yaml")
+
+        def status(token):
+            with RawClient(gw.port) as c:
+                c.send(upgrade_request("/plug", extra=[("Authorization", "Bearer " + token)]))
+                return c.read_response().status
+
+        self.assertEqual(status(plugin_token("ann")), 101)
+        with open(path, "w") as f:
+            f.write(good.replace(plugin_path(), "/nonexistent/plugin.so"))
+        gw.signal(signal.SIGHUP)
+        gw.wait_for_log(r"reload_failed .*wsgate\.yaml:6:\d+: auth\.providers\.plug\.path: "
+                        r"cannot load")
+        gw.wait_for_log(r"reload result=rejected")
+        self.assertEqual(status(plugin_token("ann")), 101)
+        with open(path, "w") as f:
+            f.write(fill(RELOAD_CONFIG, PLUGIN=plugin_path(), KEY="new-key"))
+        gw.signal(signal.SIGHUP)
+        gw.wait_for_log(r"reload result=ok")
+        for _ in range(2):
+            gw.wait_for_log(r"reload_applied worker=%d" % _)
+        self.assertEqual(status(plugin_token("ann")), 401)
+        self.assertEqual(status(plugin_token("ann", key="new-key")), 101)
+        gw.check_exit()
 
 
 class PluginLoadErrorsTest(unittest.TestCase):
