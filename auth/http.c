@@ -2,12 +2,17 @@
 #include <arpa/inet.h>
 #include <sys/queue.h>
 
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <openssl/err.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,6 +63,7 @@ struct http_auth {
     const struct cfg_http_auth *hc;
     struct event_base *base;
     struct evdns_base *dns; /* only for a host name */
+    SSL_CTX *tls;           /* https:// only */
     struct http_conn *conns;
     size_t nconns;
     struct http_cache cache;
@@ -222,6 +228,7 @@ http_destroy(void *state)
     free(h->conns);
     if (h->dns != NULL)
         evdns_base_free(h->dns, 1);
+    SSL_CTX_free(h->tls);
     cache_free(&h->cache);
     free(h);
 }
@@ -231,6 +238,67 @@ is_ip_literal(const char *host)
 {
     unsigned char buf[16];
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* The client context for https://: TLS 1.2 or later, the peer verified
+ * against ca_file or the system's CAs. */
+static SSL_CTX *
+tls_context(const struct cfg_http_auth *hc, const char *name, struct gw_err *err)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        gw_err_set(err, "cannot create a TLS context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (hc->ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, hc->ca_file, NULL) != 1
+                            : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        unsigned long e = ERR_get_error();
+        char why[256] = "unknown error";
+        if (e != 0)
+            ERR_error_string_n(e, why, sizeof(why));
+        ERR_clear_error();
+        gw_err_set(err, "auth.providers.%s%s: cannot load the CAs%s%s: %s", name,
+                   hc->ca_file ? ".ca_file" : "", hc->ca_file ? " from " : "",
+                   hc->ca_file ? hc->ca_file : "", why);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* One keep-alive connection to the service; over TLS, its SSL checks the
+ * URL's host (name or IP address) and sends it as SNI. libevent resets
+ * (SSL_clear) and reuses the SSL when it reconnects. */
+static struct evhttp_connection *
+new_connection(struct http_auth *h)
+{
+    const struct cfg_http_auth *hc = h->hc;
+    if (h->tls == NULL)
+        return evhttp_connection_base_new(h->base, h->dns, hc->host, hc->port);
+    SSL *ssl = SSL_new(h->tls);
+    if (ssl == NULL)
+        return NULL;
+    bool ip = is_ip_literal(hc->host);
+    if ((ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), hc->host)
+            : SSL_set1_host(ssl, hc->host)) != 1 ||
+        (!ip && SSL_set_tlsext_host_name(ssl, hc->host) != 1)) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    /* Frees ssl on failure; with CLOSE_ON_FREE, the bufferevent owns it. */
+    struct bufferevent *bev =
+        bufferevent_openssl_socket_new(h->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                       BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (bev == NULL)
+        return NULL;
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    struct evhttp_connection *evcon =
+        evhttp_connection_base_bufferevent_new(h->base, h->dns, bev, hc->host, hc->port);
+    if (evcon == NULL)
+        bufferevent_free(bev);
+    return evcon;
 }
 
 static int
@@ -263,11 +331,14 @@ http_create(const struct cfg_provider *cfg, struct event_base *base, void **stat
         http_destroy(h);
         return gw_err_set(err, "out of memory");
     }
+    if (hc->tls && (h->tls = tls_context(hc, name, err)) == NULL) {
+        http_destroy(h);
+        return -1;
+    }
     struct timeval tv = {(time_t)(hc->timeout_ms / 1000),
                          (suseconds_t)(hc->timeout_ms % 1000) * 1000};
     for (size_t i = 0; i < h->nconns; i++) {
-        struct evhttp_connection *evcon =
-            evhttp_connection_base_new(base, h->dns, hc->host, hc->port);
+        struct evhttp_connection *evcon = new_connection(h);
         if (evcon == NULL) {
             http_destroy(h);
             return gw_err_set(err, "auth.providers.%s: cannot create a connection", name);

@@ -77,8 +77,11 @@ enum cfg_provider_type {
  * auth_request or Traefik's ForwardAuth. */
 struct cfg_http_auth {
     char *url;            /* as written (after ${VAR} expansion) */
+    bool tls;             /* https:// */
     char *host;           /* lower-cased, IPv6 without brackets */
-    uint16_t port;        /* default 80 */
+    uint16_t port;        /* default 80, or 443 with https:// */
+    char *ca_file;        /* https: CAs the service is verified against; NULL:
+                             the system's */
     char *target;         /* path and query from the URL; "/" when absent */
     uint64_t timeout_ms;  /* `timeout`: the whole check; default 2s */
     char *subject_header; /* response header naming the subject, or NULL */

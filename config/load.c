@@ -499,6 +499,7 @@ cfg_free(struct cfg *cfg)
             free(h->url);
             free(h->host);
             free(h->target);
+            free(h->ca_file);
             free(h->subject_header);
             free_strings(h->copy_headers, h->ncopy_headers);
             free(h);

@@ -780,16 +780,20 @@ header_reserved(const char *name)
     return false;
 }
 
-/* Splits an http:// URL into h's host, port and target; returns why not. */
+/* Splits an http:// or https:// URL into h's tls, host, port and target;
+ * returns why not. */
 static const char *
 parse_http_url(const char *s, struct cfg_http_auth *h)
 {
-    if (strncasecmp(s, "https://", 8) == 0)
-        return "https:// is not supported; use http:// (a local sidecar or a "
-               "loopback address)";
-    if (strncasecmp(s, "http://", 7) != 0)
-        return "expected an http:// URL";
-    const char *hs = s + 7;
+    const char *hs;
+    if (strncasecmp(s, "https://", 8) == 0) {
+        h->tls = true;
+        hs = s + 8;
+    } else if (strncasecmp(s, "http://", 7) == 0) {
+        hs = s + 7;
+    } else {
+        return "expected an http:// or https:// URL";
+    }
     const char *end = hs + strcspn(hs, "/?#");
     if (*end == '#' || strchr(end, '#') != NULL)
         return "must not hold a fragment";
@@ -800,8 +804,8 @@ parse_http_url(const char *s, struct cfg_http_auth *h)
                                (size_t)(end - (close != NULL ? close : hs)));
     const char *he = colon != NULL ? colon : end;
     if (!cfg_host_valid(hs, (size_t)(he - hs)))
-        return "expected a host name or an IP address after http://";
-    unsigned long port = 80;
+        return "expected a host name or an IP address after the scheme";
+    unsigned long port = h->tls ? 443 : 80;
     if (colon != NULL) {
         size_t digits = strspn(colon + 1, "0123456789");
         port = digits > 0 && digits <= 5 ? strtoul(colon + 1, NULL, 10) : 0;
@@ -932,9 +936,16 @@ on_http_copy_headers(struct cfg_walk *w, const struct cfg_node *v, void *obj,
     set_identity_headers(w, v, p, p->http->copy_headers, p->http->ncopy_headers);
 }
 
+static void
+on_http_ca_file(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    ((struct cfg_provider *)obj)->http->ca_file = nonempty(w, v);
+}
+
 static const struct cfg_key_def http_provider_keys[] = {
     {"type", CFG_NODE_SCALAR, true, on_provider_type, NULL, "http"},
-    {"url", CFG_NODE_SCALAR, true, on_http_url, NULL, "\"http://127.0.0.1:9100/check\""},
+    {"url", CFG_NODE_SCALAR, true, on_http_url, NULL,
+     "\"https://Auth.local:9100/check\""},
     {"timeout", CFG_NODE_SCALAR, false, on_http_limit, &http_timeout, "500ms"},
     {"subject_header", CFG_NODE_SCALAR, false, on_http_subject_header, NULL,
      "X-Auth-User"},
@@ -943,6 +954,7 @@ static const struct cfg_key_def http_provider_keys[] = {
     {"cache_ttl", CFG_NODE_SCALAR, false, on_http_limit, &http_cache_ttl, "10s"},
     {"cache_size", CFG_NODE_SCALAR, false, on_http_limit, &http_cache_size, "5000"},
     {"connections", CFG_NODE_SCALAR, false, on_http_limit, &http_connections, "8"},
+    {"ca_file", CFG_NODE_SCALAR, false, on_http_ca_file, NULL, "auth-ca.pem"},
 };
 
 /* ---- type plugin ---- */
@@ -1072,6 +1084,12 @@ walk_provider(struct cfg_walk *w, const struct cfg_node *map, struct cfg_provide
         return;
     }
     walk_map(w, map, def->keys, def->nkeys, p);
+    const struct cfg_node *ca = find_value(map, "ca_file");
+    if (p->http != NULL && ca != NULL && p->http->url != NULL && !p->http->tls) {
+        size_t at = path_key(w, "ca_file");
+        fail(w, ca->mark, "applies only to an https:// url");
+        path_pop(w, at);
+    }
 }
 
 /* Provider and route names appear in key paths, logs and metrics. */

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -38,12 +39,12 @@ class AuthService:
     """A forward-auth service on 127.0.0.1 (kernel-chosen port). The bearer
     token decides: deny* -> 401 with its own challenge, forbid* -> 403,
     error* -> 500, stall* -> no answer until released, hold* -> 200 once
-    `hold` is set, crash* -> the
+    `hold` is set, close* -> 200 and the connection closed, crash* -> the
     connection is closed without an answer; anything else -> 200 with
     X-Auth-User: svc-TOKEN and X-User-Id: uid-42. It records every request
     with the connection it came on."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
         self.requests = []
         self.lock = threading.Condition()
         self.release = threading.Event()
@@ -68,6 +69,10 @@ class AuthService:
                 if token.startswith("crash"):
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if token.startswith("close"):
+                    self.close_connection = True
+                    self.reply(200, [("X-Auth-User", "closer"), ("Connection", "close")])
                     return
                 if token.startswith("hold"):
                     svc.hold.wait(30)
@@ -101,6 +106,8 @@ class AuthService:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -449,6 +456,73 @@ class ThrottleTest(GatewayTestCase):
         self.gw.wait_for_log(r"throttle peer=127\.0\.0\.3")
 
 
+def make_cert(directory, name):
+    """A self-signed certificate for 127.0.0.1 (as an IP SAN), by the openssl CLI."""
+    cert = os.path.join(directory, name + ".pem")
+    key = os.path.join(directory, name + ".key")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=" + name,
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+HTTPS_CONFIG = """\
+listeners:
+  - address: 127.0.0.1:0
+workers: 1
+auth:
+  providers:
+    tls: { type: http, url: "https://127.0.0.1:@SVC@/check", ca_file: "@CA@", connections: 1,
+           subject_header: X-Auth-User }
+    untrusted: { type: http, url: "https://127.0.0.1:@SVC@/check", ca_file: "@OTHER@" }
+routes:
+  - { path: /s, handler: echo, auth: tls }
+  - { path: /untrusted, handler: echo, auth: untrusted }
+"""
+
+
+class HttpsAuthTest(GatewayTestCase):
+    """Forward auth over https://: verified against ca_file, keep-alive, and a
+    reconnect after the service closed its connection."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="wsgate-authtls-")
+        cls.addClassCleanup(cls.tmp.cleanup)
+        cert, key = make_cert(cls.tmp.name, "auth-service")
+        other, _ = make_cert(cls.tmp.name, "someone-else")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        cls.svc = AuthService(tls=ctx).start()
+        cls.addClassCleanup(cls.svc.stop)
+        cls.CONFIG = fill(HTTPS_CONFIG, SVC=cls.svc.port, CA=cert, OTHER=other)
+        super().setUpClass()
+
+    def status(self, path, token):
+        with self.raw() as c:
+            c.send(upgrade_request(path, extra=[("Authorization", "Bearer " + token)]))
+            return c.read_response().status
+
+    def test_allow_deny_and_keep_alive(self):
+        tokens = ["tls%d-%s" % (i, uuid.uuid4().hex[:6]) for i in range(3)]
+        for t in tokens:
+            self.assertEqual(self.status("/s", t), 101)
+        conns = {self.svc.with_token(t)[0]["conn"] for t in tokens}
+        self.assertEqual(len(conns), 1)
+        self.assertEqual(self.status("/s", "deny-tls"), 401)
+
+    def test_reconnects_after_the_service_closes(self):
+        for i in range(3):
+            self.assertEqual(self.status("/s", "close-%d-%s" % (i, uuid.uuid4().hex[:6])), 101)
+        self.assertEqual(self.status("/s", "after-close"), 101)
+
+    def test_unverified_service_is_503(self):
+        self.assertEqual(self.status("/untrusted", "ok-untrusted"), 503)
+        self.assertEqual(self.svc.with_token("ok-untrusted"), [])
+
+
 RELOAD_CONFIG = """\
 listeners:
   - address: 127.0.0.1:0
@@ -496,7 +570,7 @@ class PluginReloadTest(unittest.TestCase):
         gw.check_exit()
 
 
-class PluginLoadErrorsTest(unittest.TestCase):
+class ProviderLoadErrorsTest(unittest.TestCase):
     def check(self, provider_yaml):
         text = ("listeners: [{ address: '127.0.0.1:0' }]\n"
                 "auth:\n  providers:\n" + provider_yaml +
@@ -537,6 +611,13 @@ class PluginLoadErrorsTest(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("c.yaml:4:30: auth.providers.p.path: plugin ABI version 42, this wsgate "
                       "needs 1 (rebuild it)", err)
+
+    def test_https_ca_file_missing(self):
+        rc, _, err = self.check("    p: { type: http, url: 'https://127.0.0.1:1/',"
+                                " ca_file: /nonexistent/ca.pem }\n")
+        self.assertEqual(rc, 1)
+        self.assertRegex(err, r"^c\.yaml:4:5: auth\.providers\.p\.ca_file: cannot load the CAs from "
+                              r"/nonexistent/ca\.pem: ")
 
     def test_options_refused(self):
         rc, _, err = self.check(f"    p: {{ type: plugin, path: '{plugin_path()}',"
