@@ -1,6 +1,7 @@
 /* auth: the provider registry, dispatch to providers, secret comparison. */
 #include "auth/auth.h"
 
+#include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -18,15 +19,15 @@ struct auth_provider {
 };
 
 const struct auth_provider_ops *const auth_provider_types[] = {
-    &auth_static_ops,
-    &auth_jwt_ops,
-    NULL,
+    &auth_static_ops, &auth_jwt_ops, &auth_http_ops, &auth_plugin_ops, NULL,
 };
 
 /* The configuration's provider types, spelled as their ops tables name them. */
 static const char *const auth_type_names[] = {
     [CFG_PROVIDER_STATIC] = "static",
     [CFG_PROVIDER_JWT] = "jwt",
+    [CFG_PROVIDER_HTTP] = "http",
+    [CFG_PROVIDER_PLUGIN] = "plugin",
 };
 
 static const struct auth_provider_ops *
@@ -152,5 +153,34 @@ auth_config_prepare(struct cfg *cfg, struct cfg_errors *errs)
             rc = prepare_fail(cfg, p, &err, errs);
         auth_provider_free(trial);
     }
+    return rc;
+}
+
+int
+auth_providers_verify(const struct cfg *cfg, struct cfg_errors *errs)
+{
+    if (cfg->nproviders == 0)
+        return 0;
+    struct event_base *base = event_base_new();
+    if (base == NULL)
+        return cfg_errors_push(errs, strdup("cannot create an event base")), -1;
+    int rc = 0;
+    for (size_t i = 0; i < cfg->nproviders; i++) {
+        struct gw_err err = {.msg = ""};
+        struct auth_provider *p = auth_provider_new(&cfg->providers[i], base, &err);
+        if (p != NULL) {
+            auth_provider_free(p);
+            continue;
+        }
+        struct cfg_mark at = cfg->providers[i].mark;
+        if (err.line > 0)
+            at = (struct cfg_mark){err.line, err.column};
+        char *msg = NULL;
+        if (asprintf(&msg, "%s:%d:%d: %s", cfg->file, at.line, at.column, err.msg) < 0)
+            msg = NULL;
+        cfg_errors_push(errs, msg);
+        rc = -1;
+    }
+    event_base_free(base);
     return rc;
 }

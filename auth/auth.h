@@ -32,6 +32,7 @@ struct auth_request {
     const struct token_found *credential; /* kind 0 when none was sent */
     const struct token_header *headers;
     size_t nheaders;
+    int tls; /* 1 when the client connected over TLS (X-Forwarded-Proto) */
 };
 
 /* A header an allowing provider wants set on the upstream request (a JWT
@@ -55,6 +56,10 @@ struct auth_result {
     const struct auth_header *headers; /* identity headers; only when allowed */
     size_t nheaders;
     long long expires_at; /* Unix time the credential expires (JWT exp), or 0 */
+    /* With AUTH_DENY or AUTH_FORBID: the whole WWW-Authenticate value to
+     * answer with (an auth service's own challenge), printable ASCII; NULL
+     * for the gateway's Bearer challenge (401) or none (403). */
+    const char *www_authenticate;
 };
 
 typedef void (*auth_done_fn)(void *arg, const struct auth_result *result);
@@ -81,6 +86,13 @@ struct auth_provider *auth_provider_new(const struct cfg_provider *cfg,
                                         struct event_base *base, struct gw_err *err);
 void auth_provider_free(struct auth_provider *p);
 const char *auth_provider_name(const struct auth_provider *p);
+
+/* Creates and destroys an instance of every provider of cfg on a scratch
+ * event base, so that what only a provider can check (a plugin that does
+ * not load, an ABI mismatch, options a plugin refuses) is a configuration
+ * error: each failure is appended to errs as "FILE:LINE:COLUMN: message".
+ * Returns 0, or -1 when any failed. Loads plugins: not a pure function. */
+int auth_providers_verify(const struct cfg *cfg, struct cfg_errors *errs);
 
 /* Starts checking req. Returns 0 when started; then `done` is called exactly
  * once, unless the check is cancelled first. A provider may answer

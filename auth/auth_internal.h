@@ -6,6 +6,10 @@
 
 /* type "static": a fixed list of accepted tokens (auth/static.c). */
 extern const struct auth_provider_ops auth_static_ops;
+/* type "http": forward authentication to an HTTP service (auth/http.c). */
+extern const struct auth_provider_ops auth_http_ops;
+/* type "plugin": a provider loaded from a shared object (auth/plugin.c). */
+extern const struct auth_provider_ops auth_plugin_ops;
 
 /* type "jwt": signed JSON Web Tokens (auth/jwt.c). */
 extern const struct auth_provider_ops auth_jwt_ops;

@@ -70,6 +70,8 @@ struct cfg_token_source {
 enum cfg_provider_type {
     CFG_PROVIDER_STATIC = 1,
     CFG_PROVIDER_JWT,
+    CFG_PROVIDER_HTTP,   /* forward auth: ask an HTTP service (auth/http.c) */
+    CFG_PROVIDER_PLUGIN, /* a shared object (auth/plugin.c) */
 };
 
 /* jwt: a claim copied into an upstream request header. */
@@ -104,6 +106,34 @@ struct cfg_jwt {
     struct cfg_mark algorithms_mark, secret_mark, public_key_mark, jwks_mark;
 };
 
+/* type http: an external auth service asked per request, as nginx's
+ * auth_request or Traefik's ForwardAuth. */
+struct cfg_http_auth {
+    char *url;            /* as written (after ${VAR} expansion) */
+    bool tls;             /* https:// */
+    char *host;           /* lower-cased, IPv6 without brackets */
+    uint16_t port;        /* default 80, or 443 with https:// */
+    char *ca_file;        /* https: CAs the service is verified against; NULL:
+                             the system's */
+    char *target;         /* path and query from the URL; "/" when absent */
+    uint64_t timeout_ms;  /* `timeout`: the whole check; default 2s */
+    char *subject_header; /* response header naming the subject, or NULL */
+    char **copy_headers;  /* response headers passed upstream (identity) */
+    size_t ncopy_headers;
+    uint64_t cache_ttl_ms; /* `cache_ttl`: 0 (default) disables the cache */
+    uint64_t cache_size;   /* `cache_size`: decisions kept per worker; 1024 */
+    uint64_t connections;  /* `connections`: keep-alive connections per worker; 4 */
+};
+
+/* type plugin: an auth provider loaded from a shared object. */
+struct cfg_plugin_auth {
+    char *path;           /* the .so to dlopen */
+    char **option_names;  /* `options`: a string map handed to the plugin */
+    char **option_values; /* parallel to option_names */
+    size_t noptions;
+    struct cfg_mark path_mark, options_mark; /* where load errors point */
+};
+
 struct cfg_provider {
     char *name; /* the key under auth.providers */
     enum cfg_provider_type type;
@@ -113,8 +143,18 @@ struct cfg_provider {
      * X-Auth-Subject); a client's copies are removed on every route. */
     char **identity_headers;
     size_t nidentity_headers;
-    struct cfg_jwt *jwt; /* type jwt; NULL otherwise */
+    struct cfg_jwt *jwt;            /* type jwt; NULL otherwise */
+    struct cfg_http_auth *http;     /* CFG_PROVIDER_HTTP, else NULL */
+    struct cfg_plugin_auth *plugin; /* CFG_PROVIDER_PLUGIN, else NULL */
     struct cfg_mark mark;
+};
+
+/* auth.throttle: clients (by IP) that fail authentication `failures` times
+ * within `window` get 429 for `block`, before any provider is asked. */
+struct cfg_auth_throttle {
+    uint64_t failures;  /* default 10 */
+    uint64_t window_ms; /* default 1m */
+    uint64_t block_ms;  /* default 5m */
 };
 
 /* One upstream WebSocket server, parsed from a ws:// or wss:// URL. */
@@ -209,6 +249,16 @@ struct cfg_route {
     uint64_t max_send_queue;    /* bytes queued towards the client; 0: the default,
                                    2 * (limits.max_message_size + 64 KiB) */
     enum cfg_slow_reader slow_reader; /* default close */
+    /* `auth: [a, b]`: every provider must allow, in order; auth/provider
+     * above are the first. Length 1 for `auth: name`, 0 for none. */
+    char **auth_chain;
+    const struct cfg_provider **providers; /* resolved, parallel to auth_chain */
+    size_t nauth;
+    /* `origins`: allowed Origin values, lower-cased, as
+     * "https://app.example.com" or with a wildcard first label; without
+     * the key, any origin. */
+    char **origins;
+    size_t norigins;
     struct cfg_mark mark;
 };
 
@@ -223,6 +273,7 @@ struct cfg {
     size_t ntoken_from;
     struct cfg_provider *providers;
     size_t nproviders;
+    struct cfg_auth_throttle *throttle; /* auth.throttle, or NULL: off */
     struct cfg_route *routes;
     size_t nroutes;
 };

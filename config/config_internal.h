@@ -12,6 +12,7 @@ enum cfg_node_kind {
     CFG_NODE_SCALAR = 1,
     CFG_NODE_SEQUENCE,
     CFG_NODE_MAPPING,
+    CFG_NODE_SCALAR_OR_SEQUENCE, /* only in cfg_key_def: a value or a list */
 };
 
 struct cfg_pair;

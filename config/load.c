@@ -475,6 +475,9 @@ free_route(struct cfg_route *r)
     for (size_t i = 0; i < r->ntoken_from; i++)
         free(r->token_from[i].name);
     free(r->token_from);
+    free_strings(r->auth_chain, r->nauth);
+    free(r->providers);
+    free_strings(r->origins, r->norigins);
 }
 
 static void
@@ -524,7 +527,25 @@ cfg_free(struct cfg *cfg)
         free_strings(cfg->providers[i].identity_headers,
                      cfg->providers[i].nidentity_headers);
         free_jwt(cfg->providers[i].jwt);
+        struct cfg_http_auth *h = cfg->providers[i].http;
+        if (h != NULL) {
+            free(h->url);
+            free(h->host);
+            free(h->target);
+            free(h->ca_file);
+            free(h->subject_header);
+            free_strings(h->copy_headers, h->ncopy_headers);
+            free(h);
+        }
+        struct cfg_plugin_auth *pl = cfg->providers[i].plugin;
+        if (pl != NULL) {
+            free(pl->path);
+            free_strings(pl->option_names, pl->noptions);
+            free_strings(pl->option_values, pl->noptions);
+            free(pl);
+        }
     }
+    free(cfg->throttle);
     free(cfg->providers);
     for (size_t i = 0; i < cfg->nroutes; i++)
         free_route(&cfg->routes[i]);

@@ -51,6 +51,7 @@ struct route_walk {
     bool has_strip;
     bool bad_upstream; /* an upstream URL was rejected */
     struct cfg_mark name_mark, path_mark, auth_mark, strip_mark;
+    const struct cfg_node *auth_node; /* `auth` as written, for resolve_routes */
     const char *name_raw, *path_raw, *auth_raw; /* as written, for messages */
 };
 
@@ -198,12 +199,17 @@ fail_value(struct cfg_walk *w, const struct cfg_node *v, const char *why)
     fail(w, v->mark, "invalid value \"%s\": %s", show(v->scalar, buf), why);
 }
 
+static char *lower(char *s);
+static const struct cfg_node *find_value(const struct cfg_node *map, const char *name);
+static const char *check_host_port(const char *s);
+
 /* ---- key tables ---- */
 
 static const char *const kind_names[] = {
     [CFG_NODE_SCALAR] = "a single value",
     [CFG_NODE_SEQUENCE] = "a list",
     [CFG_NODE_MAPPING] = "a mapping",
+    [CFG_NODE_SCALAR_OR_SEQUENCE] = "a single value or a list",
 };
 
 /* Edit distance between two short strings, counting a swap of neighbours
@@ -261,7 +267,8 @@ fail_unknown_key(struct cfg_walk *w, const struct cfg_node *key,
 static bool
 kind_ok(struct cfg_walk *w, const struct cfg_node *v, enum cfg_node_kind want)
 {
-    if (v->kind == want)
+    if (v->kind == want ||
+        (want == CFG_NODE_SCALAR_OR_SEQUENCE && v->kind != CFG_NODE_MAPPING))
         return true;
     if (v->kind == CFG_NODE_SCALAR && v->scalar[0] == '\0')
         fail(w, v->mark, "expected %s, found an empty value", kind_names[want]);
@@ -971,6 +978,138 @@ on_jwt_claims_to_headers(struct cfg_walk *w, const struct cfg_node *v, void *obj
     }
 }
 
+/* ---- type http ---- */
+
+/* Splits an http:// or https:// URL into h's tls, host, port and target;
+ * returns why not. */
+static const char *
+parse_http_url(const char *s, struct cfg_http_auth *h)
+{
+    const char *hs;
+    if (strncasecmp(s, "https://", 8) == 0) {
+        h->tls = true;
+        hs = s + 8;
+    } else if (strncasecmp(s, "http://", 7) == 0) {
+        hs = s + 7;
+    } else {
+        return "expected an http:// or https:// URL";
+    }
+    const char *end = hs + strcspn(hs, "/?#");
+    if (*end == '#' || strchr(end, '#') != NULL)
+        return "must not hold a fragment";
+    if (memchr(hs, '@', (size_t)(end - hs)) != NULL)
+        return "must not hold user information";
+    const char *close = hs[0] == '[' ? memchr(hs, ']', (size_t)(end - hs)) : NULL;
+    const char *colon = memchr(close != NULL ? close : hs, ':',
+                               (size_t)(end - (close != NULL ? close : hs)));
+    const char *he = colon != NULL ? colon : end;
+    if (!cfg_host_valid(hs, (size_t)(he - hs)))
+        return "expected a host name or an IP address after the scheme";
+    unsigned long port = h->tls ? 443 : 80;
+    if (colon != NULL) {
+        size_t digits = strspn(colon + 1, "0123456789");
+        port = digits > 0 && digits <= 5 ? strtoul(colon + 1, NULL, 10) : 0;
+        if (colon + 1 + digits != end || port < 1 || port > 65535)
+            return "the port must be a number from 1 to 65535";
+    }
+    if (!visible_ascii(end))
+        return "the path must be printable ASCII without spaces";
+    size_t skip = hs[0] == '[' ? 1 : 0;
+    h->host = strndup(hs + skip, (size_t)(he - hs) - 2 * skip);
+    h->target = strdup(*end == '\0' ? "/" : end);
+    h->port = (uint16_t)port;
+    if (h->host == NULL || h->target == NULL)
+        return "out of memory";
+    if (h->target[0] == '?') { /* "http://h?x" means "/?x" */
+        char *t = NULL;
+        if (asprintf(&t, "/%s", h->target) < 0)
+            return "out of memory";
+        free(h->target);
+        h->target = t;
+    }
+    lower(h->host);
+    return NULL;
+}
+
+static void
+on_http_url(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct cfg_http_auth *h = ((struct cfg_provider *)obj)->http;
+    char *s = nonempty(w, v);
+
+    if (s == NULL)
+        return;
+    /* Never quoted back: the URL may carry a secret from the environment. */
+    const char *why = parse_http_url(s, h);
+    if (why != NULL) {
+        fail(w, v->mark, "%s", why);
+        free(s);
+        return;
+    }
+    h->url = s;
+}
+
+static const struct limit_def http_timeout = {LIMIT_DURATION, 1, 60ULL * 1000,
+                                              "from 1ms to 1m",
+                                              offsetof(struct cfg_http_auth, timeout_ms)};
+static const struct limit_def http_cache_ttl = {
+    LIMIT_DURATION, 0, 24ULL * 3600 * 1000, "at most 24h",
+    offsetof(struct cfg_http_auth, cache_ttl_ms)};
+static const struct limit_def http_cache_size = {
+    LIMIT_COUNT, 1, 1000000, "from 1 to 1000000",
+    offsetof(struct cfg_http_auth, cache_size)};
+static const struct limit_def http_connections = {
+    LIMIT_COUNT, 1, 256, "from 1 to 256", offsetof(struct cfg_http_auth, connections)};
+
+static void
+on_http_limit(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    on_limit(w, v, ((struct cfg_provider *)obj)->http, arg);
+}
+
+/* A header name: an HTTP token the gateway does not manage itself. */
+static char *
+get_header_name(struct cfg_walk *w, const struct cfg_node *v, bool reserved_ok)
+{
+    char *s = nonempty(w, v);
+
+    if (s == NULL)
+        return NULL;
+    if (!is_token(s))
+        fail_value(w, v, "expected a header name");
+    else if (!reserved_ok && header_reserved(s))
+        fail_value(w, v, "the gateway sets or removes this header itself");
+    else
+        return s;
+    free(s);
+    return NULL;
+}
+
+static void
+on_http_subject_header(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                       const void *arg)
+{
+    ((struct cfg_provider *)obj)->http->subject_header = get_header_name(w, v, true);
+}
+
+/* Reads a list of header names into *names; each must be unique. */
+static void
+get_header_names(struct cfg_walk *w, const struct cfg_node *v, char ***names, size_t *n)
+{
+    if ((*names = alloc_list(w, v, sizeof(**names))) == NULL)
+        return;
+    *n = v->n;
+    for (size_t i = 0; i < v->n; i++) {
+        size_t old = path_push(w, "[%zu]", i);
+        if (kind_ok(w, v->items[i], CFG_NODE_SCALAR))
+            (*names)[i] = get_header_name(w, v->items[i], false);
+        for (size_t j = 0; (*names)[i] != NULL && j < i; j++)
+            if ((*names)[j] != NULL && strcasecmp((*names)[j], (*names)[i]) == 0)
+                fail(w, v->items[i]->mark, "duplicate header name");
+        path_pop(w, old);
+    }
+}
+
 static const struct cfg_key_def jwt_provider_keys[] = {
     {"type", CFG_NODE_SCALAR, true, on_provider_type, NULL, "jwt"},
     {"algorithms", CFG_NODE_SEQUENCE, true, on_jwt_algorithms, NULL, "[HS256, RS256]"},
@@ -1030,6 +1169,120 @@ check_jwt(struct cfg_walk *w, const struct cfg_node *map, struct cfg_provider *p
     path_pop(w, old);
 }
 
+/* The provider's identity headers are the names it may set upstream: the
+ * gateway strips clients' copies of them on every route. */
+static void
+set_identity_headers(struct cfg_walk *w, const struct cfg_node *v, struct cfg_provider *p,
+                     char **names, size_t n)
+{
+    if (names == NULL || (p->identity_headers = calloc(n, sizeof(char *))) == NULL) {
+        if (names != NULL)
+            oom(w, v->mark);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (names[i] != NULL &&
+            (p->identity_headers[p->nidentity_headers++] = strdup(names[i])) == NULL)
+            oom(w, v->mark);
+}
+
+static void
+on_http_copy_headers(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                     const void *arg)
+{
+    struct cfg_provider *p = obj;
+    get_header_names(w, v, &p->http->copy_headers, &p->http->ncopy_headers);
+    set_identity_headers(w, v, p, p->http->copy_headers, p->http->ncopy_headers);
+}
+
+static void
+on_http_ca_file(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    ((struct cfg_provider *)obj)->http->ca_file = nonempty(w, v);
+}
+
+static const struct cfg_key_def http_provider_keys[] = {
+    {"type", CFG_NODE_SCALAR, true, on_provider_type, NULL, "http"},
+    {"url", CFG_NODE_SCALAR, true, on_http_url, NULL,
+     "\"https://Auth.local:9100/check\""},
+    {"timeout", CFG_NODE_SCALAR, false, on_http_limit, &http_timeout, "500ms"},
+    {"subject_header", CFG_NODE_SCALAR, false, on_http_subject_header, NULL,
+     "X-Auth-User"},
+    {"copy_headers", CFG_NODE_SEQUENCE, false, on_http_copy_headers, NULL,
+     "[X-User-Id, X-User-Roles]"},
+    {"cache_ttl", CFG_NODE_SCALAR, false, on_http_limit, &http_cache_ttl, "10s"},
+    {"cache_size", CFG_NODE_SCALAR, false, on_http_limit, &http_cache_size, "5000"},
+    {"connections", CFG_NODE_SCALAR, false, on_http_limit, &http_connections, "8"},
+    {"ca_file", CFG_NODE_SCALAR, false, on_http_ca_file, NULL, "auth-ca.pem"},
+};
+
+/* ---- type plugin ---- */
+
+static void
+on_plugin_path(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct cfg_plugin_auth *pl = ((struct cfg_provider *)obj)->plugin;
+    pl->path = nonempty(w, v);
+    pl->path_mark = v->mark;
+}
+
+static void
+on_plugin_options(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                  const void *arg)
+{
+    struct cfg_plugin_auth *pl = ((struct cfg_provider *)obj)->plugin;
+
+    pl->options_mark = v->mark;
+    if (v->n == 0)
+        return;
+    pl->option_names = calloc(v->n, sizeof(char *));
+    pl->option_values = calloc(v->n, sizeof(char *));
+    if (pl->option_names == NULL || pl->option_values == NULL) {
+        oom(w, v->mark);
+        return;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        const struct cfg_node *key = v->pairs[i].key, *val = v->pairs[i].value;
+        size_t old = path_key(w, key->scalar);
+        if (find_value(v, key->scalar) != val)
+            fail(w, key->mark, "duplicate key");
+        else if (val != NULL && kind_ok(w, val, CFG_NODE_SCALAR)) {
+            char *s = expand(w, val);
+            if (s != NULL &&
+                (pl->option_names[pl->noptions] = strdup(key->scalar)) == NULL) {
+                free(s);
+                oom(w, key->mark);
+            } else if (s != NULL) {
+                pl->option_values[pl->noptions++] = s;
+            }
+        }
+        path_pop(w, old);
+    }
+}
+
+static void
+on_plugin_identity_headers(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                           const void *arg)
+{
+    struct cfg_provider *p = obj;
+    char **names = NULL;
+    size_t n = 0;
+    get_header_names(w, v, &names, &n);
+    set_identity_headers(w, v, p, names, n);
+    for (size_t i = 0; names != NULL && i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+static const struct cfg_key_def plugin_provider_keys[] = {
+    {"type", CFG_NODE_SCALAR, true, on_provider_type, NULL, "plugin"},
+    {"path", CFG_NODE_SCALAR, true, on_plugin_path, NULL, "/usr/lib/wsgate/auth.so"},
+    {"options", CFG_NODE_MAPPING, false, on_plugin_options, NULL,
+     "{key: \"${HMAC_KEY:-k}\", delay: 5ms}"},
+    {"identity_headers", CFG_NODE_SEQUENCE, false, on_plugin_identity_headers, NULL,
+     "[X-User-Roles]"},
+};
+
 /* Each provider type and the keys its mapping may hold. */
 struct provider_type_def {
     const char *name;
@@ -1041,6 +1294,8 @@ struct provider_type_def {
 static const struct provider_type_def provider_types[] = {
     {"static", CFG_PROVIDER_STATIC, static_provider_keys, NELEMS(static_provider_keys)},
     {"jwt", CFG_PROVIDER_JWT, jwt_provider_keys, NELEMS(jwt_provider_keys)},
+    {"http", CFG_PROVIDER_HTTP, http_provider_keys, NELEMS(http_provider_keys)},
+    {"plugin", CFG_PROVIDER_PLUGIN, plugin_provider_keys, NELEMS(plugin_provider_keys)},
 };
 
 /* Finds the provider's type, then walks its mapping with that type's table;
@@ -1083,9 +1338,28 @@ walk_provider(struct cfg_walk *w, const struct cfg_node *map, struct cfg_provide
         }
         p->jwt->leeway_ms = 30 * 1000;
     }
+    if (def->type == CFG_PROVIDER_HTTP &&
+        (p->http = calloc(1, sizeof(*p->http))) != NULL) {
+        p->http->timeout_ms = 2000;
+        p->http->cache_size = 1024;
+        p->http->connections = 4;
+    }
+    if (def->type == CFG_PROVIDER_PLUGIN)
+        p->plugin = calloc(1, sizeof(*p->plugin));
+    if ((def->type == CFG_PROVIDER_HTTP && p->http == NULL) ||
+        (def->type == CFG_PROVIDER_PLUGIN && p->plugin == NULL)) {
+        oom(w, map->mark);
+        return;
+    }
     walk_map(w, map, def->keys, def->nkeys, p);
     if (def->type == CFG_PROVIDER_JWT)
         check_jwt(w, map, p);
+    const struct cfg_node *ca = find_value(map, "ca_file");
+    if (p->http != NULL && ca != NULL && p->http->url != NULL && !p->http->tls) {
+        size_t at = path_key(w, "ca_file");
+        fail(w, ca->mark, "applies only to an https:// url");
+        path_pop(w, at);
+    }
 }
 
 /* Provider and route names appear in key paths, logs and metrics. */
@@ -1138,11 +1412,46 @@ on_providers(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void
     }
 }
 
+static const struct limit_def throttle_failures = {
+    LIMIT_COUNT, 1, 1000000, "from 1 to 1000000",
+    offsetof(struct cfg_auth_throttle, failures)};
+static const struct limit_def throttle_window = {
+    LIMIT_DURATION, 1000, 24ULL * 3600 * 1000, "from 1s to 24h",
+    offsetof(struct cfg_auth_throttle, window_ms)};
+static const struct limit_def throttle_block = {
+    LIMIT_DURATION, 1000, 24ULL * 3600 * 1000, "from 1s to 24h",
+    offsetof(struct cfg_auth_throttle, block_ms)};
+
+static const struct cfg_key_def throttle_keys[] = {
+    {"failures", CFG_NODE_SCALAR, false, on_limit, &throttle_failures, "5"},
+    {"window", CFG_NODE_SCALAR, false, on_limit, &throttle_window, "30s"},
+    {"block", CFG_NODE_SCALAR, false, on_limit, &throttle_block, "10m"},
+};
+
+static void
+on_throttle(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct cfg *cfg = obj;
+    struct cfg_auth_throttle *t = calloc(1, sizeof(*t));
+
+    if (t == NULL) {
+        oom(w, v->mark);
+        return;
+    }
+    t->failures = 10;
+    t->window_ms = 60ULL * 1000;
+    t->block_ms = 5ULL * 60 * 1000;
+    cfg->throttle = t;
+    walk_map(w, v, throttle_keys, NELEMS(throttle_keys), t);
+}
+
 static const struct cfg_key_def auth_keys[] = {
     {"token_from", CFG_NODE_SEQUENCE, false, on_token_from, NULL,
      "[header, query=access_token]"},
     {"providers", CFG_NODE_MAPPING, false, on_providers, NULL,
      "{edge: {type: static, tokens: [t]}}"},
+    {"throttle", CFG_NODE_MAPPING, false, on_throttle, NULL,
+     "{failures: 5, window: 1m, block: 5m}"},
 };
 
 static void
@@ -1357,19 +1666,100 @@ on_route_strip(struct cfg_walk *w, const struct cfg_node *v, void *obj, const vo
     }
 }
 
+/* `auth: name`, `auth: none` or `auth: [a, b]` (a chain: all must allow);
+ * names are resolved once every provider is known (resolve_routes). */
 static void
 on_route_auth(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
 {
     struct route_ctx *c = obj;
-    char *s = nonempty(w, v);
+    size_t n = v->kind == CFG_NODE_SEQUENCE ? v->n : 1;
 
     c->rw->auth_mark = v->mark;
-    c->rw->auth_raw = v->scalar;
-    if (s != NULL && strcmp(s, "none") == 0) {
-        free(s);
-        s = NULL;
+    c->rw->auth_raw = v->kind == CFG_NODE_SCALAR ? v->scalar : "";
+    if (v->kind == CFG_NODE_SEQUENCE && n == 0) {
+        fail(w, v->mark, "must not be empty (write auth: none for no authentication)");
+        return;
     }
-    c->r->auth = s;
+    if ((c->r->auth_chain = calloc(n, sizeof(char *))) == NULL ||
+        (c->r->providers = calloc(n, sizeof(*c->r->providers))) == NULL) {
+        oom(w, v->mark);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t old = v->kind == CFG_NODE_SEQUENCE ? path_push(w, "[%zu]", i) : w->plen;
+        const struct cfg_node *item = v->kind == CFG_NODE_SEQUENCE ? v->items[i] : v;
+        char *s = kind_ok(w, item, CFG_NODE_SCALAR) ? nonempty(w, item) : NULL;
+        if (s != NULL && strcmp(s, "none") == 0 && v->kind == CFG_NODE_SEQUENCE) {
+            fail(w, item->mark, "\"none\" cannot be part of a chain");
+            free(s);
+            s = NULL;
+        }
+        for (size_t j = 0; s != NULL && j < i; j++)
+            if (c->r->auth_chain[j] != NULL && strcmp(c->r->auth_chain[j], s) == 0) {
+                fail(w, item->mark, "provider \"%s\" is already in the chain",
+                     c->r->auth_chain[j]);
+                break;
+            }
+        c->r->auth_chain[i] = s;
+        path_pop(w, old);
+    }
+    c->r->nauth = n;
+    if (v->kind == CFG_NODE_SCALAR && c->r->auth_chain[0] != NULL &&
+        strcmp(c->r->auth_chain[0], "none") == 0) {
+        free(c->r->auth_chain[0]);
+        c->r->auth_chain[0] = NULL;
+        c->r->nauth = 0;
+        return;
+    }
+    c->rw->auth_node = v;
+    if (c->r->auth_chain[0] != NULL && (c->r->auth = strdup(c->r->auth_chain[0])) == NULL)
+        oom(w, v->mark);
+}
+
+/* Returns NULL when s (lower-cased) is an origin pattern: SCHEME://HOST or
+ * SCHEME://HOST:PORT, where HOST may start with "*." (one or more labels). */
+static const char *
+check_origin(const char *s)
+{
+    const char *sep = strstr(s, "://");
+    if (sep == NULL || sep == s)
+        return "expected SCHEME://HOST[:PORT], as a browser sends in Origin";
+    for (const char *p = s; p < sep; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr("+-.", *p)))
+            return "the scheme may hold only letters, digits, '+', '-', '.'";
+    const char *host = sep + 3;
+    if (strncmp(host, "*.", 2) == 0)
+        host += 2;
+    if (strpbrk(host, "/?#") != NULL)
+        return "an origin has no path, query or fragment";
+    if (strchr(host, '*') != NULL)
+        return "a wildcard may only be the first label (\"https://*.example.com\")";
+    const char *why = check_host_port(host);
+    return why != NULL ? "expected SCHEME://HOST[:PORT] with a host name or an IP address"
+                       : NULL;
+}
+
+static void
+on_route_origins(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct route_ctx *c = obj;
+
+    if ((c->r->origins = alloc_list(w, v, sizeof(char *))) == NULL)
+        return;
+    c->r->norigins = v->n;
+    for (size_t i = 0; i < v->n; i++) {
+        size_t old = path_push(w, "[%zu]", i);
+        char *s =
+            kind_ok(w, v->items[i], CFG_NODE_SCALAR) ? nonempty(w, v->items[i]) : NULL;
+        const char *why = s != NULL ? check_origin(lower(s)) : NULL;
+        if (why != NULL) {
+            fail_value(w, v->items[i], why);
+            free(s);
+            s = NULL;
+        }
+        c->r->origins[i] = s;
+        path_pop(w, old);
+    }
 }
 
 static const struct enum_name balances[] = {
@@ -1713,7 +2103,9 @@ static const struct cfg_key_def route_keys[] = {
     {"upstreams", CFG_NODE_SEQUENCE, false, on_route_upstreams, NULL,
      "[\"ws://[::1]:9000\", \"WSS://svc.local/v1/\"]"},
     {"strip_prefix", CFG_NODE_SCALAR, false, on_route_strip, NULL, "true"},
-    {"auth", CFG_NODE_SCALAR, false, on_route_auth, NULL, "none"},
+    {"auth", CFG_NODE_SCALAR_OR_SEQUENCE, false, on_route_auth, NULL, "none"},
+    {"origins", CFG_NODE_SEQUENCE, false, on_route_origins, NULL,
+     "[\"https://App.example.com\", \"https://*.example.com:8443\"]"},
     {"balance", CFG_NODE_SCALAR, false, on_route_balance, NULL, "least_conn"},
     {"upstream_host", CFG_NODE_SCALAR, false, on_route_upstream_host, NULL,
      "Chat.Internal:8080"},
@@ -1894,6 +2286,9 @@ const struct cfg_schema_table cfg_schema_tables[] = {
     {"auth", auth_keys, NELEMS(auth_keys)},
     {"auth.providers.*", static_provider_keys, NELEMS(static_provider_keys)},
     {"auth.providers.*(jwt)", jwt_provider_keys, NELEMS(jwt_provider_keys)},
+    {"auth.providers.*", http_provider_keys, NELEMS(http_provider_keys)},
+    {"auth.providers.*", plugin_provider_keys, NELEMS(plugin_provider_keys)},
+    {"auth.throttle", throttle_keys, NELEMS(throttle_keys)},
     {"routes[]", route_keys, NELEMS(route_keys)},
     {"routes[].upstream_tls", upstream_tls_keys, NELEMS(upstream_tls_keys)},
     {"routes[].health_check", health_check_keys, NELEMS(health_check_keys)},
@@ -1941,18 +2336,26 @@ resolve_routes(struct cfg_walk *w, struct cfg *cfg)
         struct cfg_route *r = &cfg->routes[i];
         size_t old = path_push(w, "routes[%zu]", i);
         check_route_unique(w, cfg, i);
-        for (size_t k = 0; r->auth != NULL && k < cfg->nproviders; k++)
-            if (cfg->providers[k].name != NULL &&
-                strcmp(cfg->providers[k].name, r->auth) == 0)
-                r->provider = &cfg->providers[k];
-        if (r->auth != NULL && r->provider == NULL) {
+        const struct cfg_node *an = w->routes[i].auth_node;
+        for (size_t a = 0; an != NULL && a < r->nauth; a++) {
+            const struct cfg_node *item =
+                an->kind == CFG_NODE_SEQUENCE ? an->items[a] : an;
+            for (size_t k = 0; r->auth_chain[a] != NULL && k < cfg->nproviders; k++)
+                if (cfg->providers[k].name != NULL &&
+                    strcmp(cfg->providers[k].name, r->auth_chain[a]) == 0)
+                    r->providers[a] = &cfg->providers[k];
+            if (r->auth_chain[a] == NULL || r->providers[a] != NULL)
+                continue;
             char buf[SHOW_MAX + 4];
             size_t o = path_key(w, "auth");
-            fail(w, w->routes[i].auth_mark,
-                 "unknown provider \"%s\" (not under auth.providers)",
-                 show(w->routes[i].auth_raw, buf));
+            if (an->kind == CFG_NODE_SEQUENCE)
+                path_push(w, "[%zu]", a);
+            fail(w, item->mark, "unknown provider \"%s\" (not under auth.providers)",
+                 show(item->scalar, buf));
             path_pop(w, o);
         }
+        if (r->nauth > 0)
+            r->provider = r->providers[0];
         path_pop(w, old);
     }
 }

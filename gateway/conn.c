@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "auth/auth.h"
+#include "auth/origin.h"
 #include "gateway/handler.h"
 #include "gateway/http1_parse.h"
 #include "gateway/identity.h"
@@ -21,6 +23,7 @@
 #include "gateway/response.h"
 #include "gateway/router.h"
 #include "gateway/snapshot.h"
+#include "gateway/throttle.h"
 #include "gateway/tunnel.h"
 #include "gateway/upstream.h"
 #include "gateway/upstream_req.h"
@@ -79,6 +82,7 @@ struct gw_conn {
     const struct cfg_route *route;
     struct auth_provider *provider;
     struct auth_check *auth_pending;
+    size_t auth_step; /* the provider of the route's chain being asked */
     struct gw_ws *ws;
     struct gw_up *up;         /* the upstream attempt, while connecting */
     struct gw_tunnel *tunnel; /* once proxied */
@@ -444,7 +448,7 @@ conn_drops_bearer(const struct gw_conn *c)
 {
     if (c->hs->cred.kind == CFG_TOKEN_SUBPROTOCOL)
         return true;
-    if (c->route->provider == NULL)
+    if (c->route->nauth == 0)
         return false;
     size_t n;
     const struct cfg_token_source *src = conn_token_sources(c, &n);
@@ -614,6 +618,44 @@ admit(struct gw_conn *c)
         upgrade(c);
 }
 
+static void auth_next(struct gw_conn *c);
+
+/* Monotonic milliseconds, the same clock in every worker. */
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A 401 counts against the client's address in the auth throttle. */
+static void
+throttle_failure(struct gw_conn *c)
+{
+    const struct cfg_auth_throttle *t = c->wsnap->snap->cfg->throttle;
+    struct gw_throttle_key key;
+    if (t == NULL || c->ctx->shared->throttle == NULL ||
+        gw_throttle_key_from_text(c->peer, &key) != 0)
+        return;
+    struct gw_throttle_rule rule = {t->failures, t->window_ms, t->block_ms};
+    if (gw_throttle_fail(c->ctx->shared->throttle, &key, now_ms(), &rule) > 0)
+        GW_LOG_INFO("throttle", "peer=%s blocked_ms=%llu conn=%llu", c->peer,
+                    (unsigned long long)t->block_ms, (unsigned long long)c->id);
+}
+
+/* Seconds (rounded up) the client must wait before authenticating again, or 0. */
+static unsigned
+throttle_wait(struct gw_conn *c)
+{
+    struct gw_throttle_key key;
+    if (c->wsnap->snap->cfg->throttle == NULL || c->ctx->shared->throttle == NULL ||
+        gw_throttle_key_from_text(c->peer, &key) != 0)
+        return 0;
+    uint64_t ms = gw_throttle_blocked(c->ctx->shared->throttle, &key, now_ms());
+    return (unsigned)((ms + 999) / 1000);
+}
+
 static void
 auth_done(void *arg, const struct auth_result *res)
 {
@@ -622,17 +664,22 @@ auth_done(void *arg, const struct auth_result *res)
     if (c->state != GW_CONN_AUTH)
         return;
     char challenge[256];
-    struct gw_response_extra extra = {.www_authenticate = challenge};
+    struct gw_response_extra extra = {.www_authenticate = res->www_authenticate};
     switch (res->verdict) {
     case AUTH_ALLOW:
         if (gw_identity_add(&c->ident, res) != 0) {
             reject(c, 503, "out of memory", NULL);
             return;
         }
+        /* A chain: every provider must allow, in order. */
+        if (++c->auth_step < c->route->nauth) {
+            auth_next(c);
+            return;
+        }
         admit(c);
         return;
     case AUTH_FORBID:
-        reject(c, 403, res->reason ? res->reason : "forbidden", NULL);
+        reject(c, 403, res->reason ? res->reason : "forbidden", &extra);
         return;
     case AUTH_UNAVAILABLE:
         extra.retry_after = 1;
@@ -641,13 +688,49 @@ auth_done(void *arg, const struct auth_result *res)
     case AUTH_DENY:
         break;
     }
+    throttle_failure(c);
     /* RFC 6750 §3: an error code only when a credential was presented. */
-    if (res->error != NULL)
+    if (res->www_authenticate != NULL)
+        extra.www_authenticate = res->www_authenticate;
+    else if (res->error != NULL)
         snprintf(challenge, sizeof(challenge), "Bearer realm=\"wsgate\", error=\"%s\"",
                  res->error);
     else
         snprintf(challenge, sizeof(challenge), "Bearer realm=\"wsgate\"");
+    if (res->www_authenticate == NULL)
+        extra.www_authenticate = challenge;
     reject(c, 401, res->reason ? res->reason : "unauthorized", &extra);
+}
+
+/* Asks the provider at c->auth_step of the route's chain. */
+static void
+auth_next(struct gw_conn *c)
+{
+    struct conn_hs *hs = c->hs;
+    struct auth_request req = {
+        .method = hs->req.method,
+        .method_len = hs->req.method_len,
+        .path = hs->hs.path,
+        .path_len = hs->hs.path_len,
+        .host = hs->hs.host,
+        .host_len = hs->hs.host_len,
+        .peer = c->peer,
+        .credential = &hs->cred,
+        .headers = hs->th,
+        .nheaders = hs->req.num_headers,
+        .tls = c->tls,
+    };
+    c->provider = gw_wsnap_provider(c->wsnap, c->route->providers[c->auth_step]);
+    /* auth_done may run before auth_start returns (a synchronous provider);
+     * then auth_pending stays NULL and the state has moved on. */
+    struct auth_check *pending = NULL;
+    if (auth_start(c->provider, &req, auth_done, c, &pending) != 0) {
+        struct gw_response_extra extra = {.retry_after = 1};
+        reject(c, 503, "cannot start authentication", &extra);
+        return;
+    }
+    if (pending != NULL && c->state == GW_CONN_AUTH)
+        c->auth_pending = pending;
 }
 
 static void
@@ -662,40 +745,34 @@ authenticate(struct gw_conn *c)
     size_t nsrc;
     const struct cfg_token_source *src = conn_token_sources(c, &nsrc);
     enum token_status ts = token_extract(&in, src, nsrc, &hs->cred);
+    c->state = GW_CONN_AUTH;
     if (ts == TOKEN_MALFORMED) {
         struct auth_result bad = {.verdict = AUTH_DENY,
                                   .error = "invalid_request",
                                   .reason = "malformed credentials"};
-        c->state = GW_CONN_AUTH;
         auth_done(c, &bad);
         return;
     }
     if (ts == TOKEN_NONE)
         hs->cred.kind = 0;
-    struct auth_request req = {
-        .method = hs->req.method,
-        .method_len = hs->req.method_len,
-        .path = hs->hs.path,
-        .path_len = hs->hs.path_len,
-        .host = hs->hs.host,
-        .host_len = hs->hs.host_len,
-        .peer = c->peer,
-        .credential = &hs->cred,
-        .headers = hs->th,
-        .nheaders = hs->req.num_headers,
-    };
-    c->provider = gw_wsnap_provider(c->wsnap, c->route->provider);
-    c->state = GW_CONN_AUTH;
-    /* auth_done may run before auth_start returns (a synchronous provider);
-     * then auth_pending stays NULL and the state has moved on. */
-    struct auth_check *pending = NULL;
-    if (auth_start(c->provider, &req, auth_done, c, &pending) != 0) {
-        struct gw_response_extra extra = {.retry_after = 1};
-        reject(c, 503, "cannot start authentication", &extra);
-        return;
-    }
-    if (pending != NULL && c->state == GW_CONN_AUTH)
-        c->auth_pending = pending;
+    c->auth_step = 0;
+    auth_next(c);
+}
+
+/* The route's origins allow-list: browsers always send Origin on a
+ * WebSocket; other clients usually do not, and are let through. */
+static bool
+origin_ok(const struct gw_conn *c)
+{
+    const struct cfg_route *r = c->route;
+    if (r->norigins == 0)
+        return true;
+    int i = http1_find_header(&c->hs->req, "origin");
+    if (i < 0)
+        return true;
+    const struct http1_header *h = &c->hs->req.headers[i];
+    return origin_allowed((const char *const *)r->origins, r->norigins, h->value,
+                          h->value_len);
 }
 
 /* A complete head of head_len bytes is at the front of the input. */
@@ -731,7 +808,17 @@ on_head(struct gw_conn *c, const char *buf, size_t head_len)
         reject(c, herr.status, herr.reason, NULL);
         return;
     }
-    if (c->route->provider != NULL) {
+    if (!origin_ok(c)) {
+        reject(c, 403, "origin not allowed", NULL);
+        return;
+    }
+    if (c->route->nauth > 0) {
+        unsigned wait = throttle_wait(c);
+        if (wait > 0) {
+            struct gw_response_extra extra = {.retry_after = wait};
+            reject(c, 429, "too many failed authentication attempts", &extra);
+            return;
+        }
         authenticate(c);
         return;
     }

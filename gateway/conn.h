@@ -11,12 +11,14 @@ struct bufferevent;
 struct event;
 struct event_base;
 struct gw_conn;
+struct gw_throttle;
 struct gw_wsnap;
 struct sockaddr;
 
 /* Process-wide state shared by every worker. */
 struct gw_shared {
-    atomic_ulong nconns; /* admitted connections, all workers */
+    atomic_ulong nconns;          /* admitted connections, all workers */
+    struct gw_throttle *throttle; /* auth failures per client IP; NULL: none */
 };
 
 /* What a worker gives its connections. Owned by the worker; every field is

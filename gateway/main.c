@@ -3,23 +3,28 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <getopt.h>
+#include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "config/config.h"
 #include "gateway/listener.h"
 #include "gateway/log.h"
 #include "auth/auth.h"
 #include "gateway/snapshot.h"
+#include "gateway/throttle.h"
 #include "gateway/tls.h"
 #include "gateway/worker.h"
 
 /* How long SIGTERM waits for WebSocket close handshakes before exiting. */
 #define GW_DRAIN_TIMEOUT_MS 10000
 #define GW_MAX_WORKERS 256
+/* Clients the auth throttle tracks at once (about 48 bytes each). */
+#define GW_THROTTLE_ENTRIES 16384
 
 struct gw_main {
     const char *config_path; /* NULL: the built-in default */
@@ -64,7 +69,10 @@ load_config(const char *path, struct cfg_errors *errs)
     struct cfg *cfg = NULL;
     if (cfg_load_file(path, &cfg, errs) != 0)
         return NULL;
-    if (auth_config_prepare(cfg, errs) != 0) {
+    /* Key files are read, and what only creating the providers can tell (a
+     * plugin that does not load) is a configuration error too, for -t,
+     * start and reload. */
+    if (auth_config_prepare(cfg, errs) != 0 || auth_providers_verify(cfg, errs) != 0) {
         cfg_free(cfg);
         return NULL;
     }
@@ -238,6 +246,13 @@ run(struct gw_main *m, struct cfg *cfg)
     }
     if ((m->snap = gw_snapshot_new(cfg, ++m->generation, &err)) == NULL)
         goto out;
+    /* Always there: a reload may turn auth.throttle on. */
+    uint64_t seed = 0;
+    RAND_bytes((unsigned char *)&seed, sizeof(seed));
+    if ((m->shared.throttle = gw_throttle_new(GW_THROTTLE_ENTRIES, seed)) == NULL) {
+        gw_err_set(&err, "out of memory");
+        goto out;
+    }
     m->base = event_base_new();
     int sigs[] = {SIGHUP, SIGTERM, SIGINT};
     struct event *sev[3] = {0};
@@ -264,6 +279,7 @@ out:
     if (rc != 0 && err.msg[0] != '\0')
         fprintf(stderr, "wsgate: %s\n", err.msg);
     free(m->workers);
+    gw_throttle_free(m->shared.throttle);
     gw_snapshot_unref(m->snap);
     free_tls(m->tls, m->nlisteners);
     if (m->base != NULL)

@@ -53,7 +53,8 @@ gw_response_error(struct evbuffer *out, int status, const char *body,
         body = statuses[i].reason;
     char auth[600] = "";
     char retry[64] = "";
-    if (extra != NULL && extra->www_authenticate != NULL && status == 401)
+    if (extra != NULL && extra->www_authenticate != NULL &&
+        (status == 401 || status == 403))
         snprintf(auth, sizeof(auth), "WWW-Authenticate: %s\r\n", extra->www_authenticate);
     if (extra != NULL && extra->retry_after > 0)
         snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", extra->retry_after);

@@ -10,7 +10,7 @@ struct evbuffer;
 
 /* Extra header lines for an error response; NULL fields are left out. */
 struct gw_response_extra {
-    const char *www_authenticate; /* value for 401 */
+    const char *www_authenticate; /* value for 401 (and 403 when given) */
     unsigned retry_after;         /* seconds, for 429 and 503; 0 leaves it out */
 };
 

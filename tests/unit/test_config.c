@@ -505,6 +505,10 @@ static const struct {
      "{listeners: [{address: ':0'}], routes: [{path: /e, handler: echo}],"
      " auth: {providers: {p: @}}}",
      "auth.providers.p.", false},
+    {"auth.throttle",
+     "{listeners: [{address: ':0'}], routes: [{path: /e, handler: echo}],"
+     " auth: {throttle: @}}",
+     "auth.throttle.", true},
     {"routes[]", "{listeners: [{address: ':0'}], routes: [@]}", "routes[0].", false},
     /* Not standalone: certificate alone is an error (it needs key). */
     {"routes[].upstream_tls",
@@ -588,9 +592,9 @@ START_TEST(test_schema_table)
 
         /* The wrong kind of node is not. */
         snprintf(kv, sizeof(kv), "%s: %s", key->name,
-                 key->kind == CFG_NODE_SCALAR ? "[x]"
-                 : key->kind == 0             ? "{x: y}"
-                                              : "x");
+                 key->kind == CFG_NODE_SCALAR                                 ? "[x]"
+                 : key->kind == 0 || key->kind == CFG_NODE_SCALAR_OR_SEQUENCE ? "{x: y}"
+                                                                              : "x");
         text = table_doc(t, doc, key->name, kv);
         snprintf(want, sizeof(want), ": %s%s: expected ", prefix, key->name);
         expect_error(text, want);
@@ -1016,7 +1020,8 @@ START_TEST(test_upstream_keys_on_handler)
                                                "deflate_threshold",
                                                "ping_interval",
                                                "max_send_queue",
-                                               "slow_reader"};
+                                               "slow_reader",
+                                               "origins"};
         bool any = false;
         for (size_t j = 0; j < NELEMS(anywhere); j++)
             any = any || strcmp(anywhere[j], t->keys[k].name) == 0;
