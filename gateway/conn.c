@@ -297,10 +297,48 @@ ws_finished(void *owner, bool graceful)
         conn_close(owner);
 }
 
+/* The handshake as on_open sees it: NUL-terminated copies of the views in
+ * one block (returned, for the caller to free) with kv[] over the headers. */
+static char *
+handler_request(struct gw_conn *c, struct gw_request *req, struct gw_kv *kv)
+{
+    const struct conn_hs *hs = c->hs;
+    size_t need = hs->hs.path_len + hs->hs.query_len + hs->hs.host_len + 3;
+    for (size_t i = 0; i < hs->req.num_headers; i++)
+        need += hs->req.headers[i].name_len + hs->req.headers[i].value_len + 2;
+    char *block = malloc(need), *p = block;
+    if (block == NULL)
+        return NULL;
+#define COPY(dst, src, len)                                                              \
+    do {                                                                                 \
+        if ((len) > 0)                                                                   \
+            memcpy(p, (src), (len));                                                     \
+        p[len] = '\0';                                                                   \
+        (dst) = p;                                                                       \
+        p += (len) + 1;                                                                  \
+    } while (0)
+    *req = (struct gw_request){.route = c->route->name,
+                               .peer = c->peer,
+                               .headers = kv,
+                               .nheaders = hs->req.num_headers,
+                               .subject = c->subject};
+    COPY(req->path, hs->hs.path, hs->hs.path_len);
+    COPY(req->query, hs->hs.query, hs->hs.query_len);
+    COPY(req->host, hs->hs.host, hs->hs.host_len);
+    for (size_t i = 0; i < hs->req.num_headers; i++) {
+        const struct http1_header *h = &hs->req.headers[i];
+        COPY(kv[i].name, h->name, h->name_len);
+        COPY(kv[i].value, h->value, h->value_len);
+    }
+#undef COPY
+    return block;
+}
+
 static void
 upgrade(struct gw_conn *c, const char *subject)
 {
-    const struct gw_handler *h = gw_handler_find(c->route->handler);
+    void *instance = NULL;
+    const struct gw_handler *h = gw_wsnap_handler(c->wsnap, c->route, &instance);
     const struct cfg_limits *lim = conn_limits(c);
     struct gw_ws_env env = {
         .max_message_size = lim->max_message_size,
@@ -316,19 +354,26 @@ upgrade(struct gw_conn *c, const char *subject)
         reject(c, 500, "cannot start the WebSocket handler", NULL);
         return;
     }
-    if ((c->ws = gw_ws_new(c->bev, h, &env, subject)) == NULL) {
+    struct gw_request req;
+    struct gw_kv kv[HTTP1_MAX_HEADERS];
+    char *block = handler_request(c, &req, kv);
+    if (block == NULL ||
+        (c->ws = gw_ws_new(c->bev, h, instance, &env, subject)) == NULL) {
+        free(block);
         conn_close(c); /* the 101 is queued: no HTTP answer is possible now */
         return;
     }
     char path[512];
     gw_log_quote(path, sizeof(path), c->hs->hs.path, c->hs->hs.path_len);
-    GW_LOG_INFO("upgrade", "status=101 path=\"%s\" route=%s peer=%s conn=%llu", path,
-                c->route->name, c->peer, (unsigned long long)c->id);
+    GW_LOG_INFO("upgrade", "status=101 path=\"%s\" route=%s peer=%s conn=%llu worker=%u",
+                path, c->route->name, c->peer, (unsigned long long)c->id,
+                c->ctx->worker_id);
     event_free(c->timer);
     c->timer = NULL;
-    hs_free(c);
     c->state = GW_CONN_WS;
-    gw_ws_start(c->ws);
+    gw_ws_start(c->ws, &req);
+    free(block);
+    hs_free(c);
 }
 
 /* The headers through which an upstream learns who the client is; a

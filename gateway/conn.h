@@ -10,6 +10,7 @@
 struct bufferevent;
 struct event;
 struct event_base;
+struct gw_bus;
 struct gw_conn;
 struct gw_wsnap;
 struct sockaddr;
@@ -17,6 +18,8 @@ struct sockaddr;
 /* Process-wide state shared by every worker. */
 struct gw_shared {
     atomic_ulong nconns; /* admitted connections, all workers */
+    struct gw_bus *bus;  /* broadcast rooms across workers; NULL in tests */
+    unsigned nworkers;
 };
 
 /* What a worker gives its connections. Owned by the worker; every field is

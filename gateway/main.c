@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "gateway/bus.h"
 #include "gateway/listener.h"
 #include "gateway/log.h"
 #include "gateway/snapshot.h"
@@ -177,7 +178,9 @@ reload(struct gw_main *m)
     struct gw_err err;
     struct gw_snapshot *snap = gw_snapshot_new(cfg, ++m->generation, &err);
     if (snap == NULL) {
-        GW_LOG_ERROR("reload_failed", "error=\"%s\"", err.msg);
+        char q[1024];
+        GW_LOG_ERROR("reload_failed", "error=\"%s\"",
+                     gw_log_quote(q, sizeof(q), err.msg, strlen(err.msg)));
         return;
     }
     for (unsigned w = 0; w < m->nworkers; w++)
@@ -214,9 +217,16 @@ check_only(struct cfg *cfg, const char *path)
         return 1;
     }
     free_tls(tls, cfg->nlisteners);
+    size_t nl = cfg->nlisteners, nr = cfg->nroutes;
+    /* Loads plugins and lets them check their options, as a start would. */
+    struct gw_snapshot *snap = gw_snapshot_new(cfg, 0, &err);
+    if (snap == NULL) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    gw_snapshot_unref(snap);
     printf("%s: configuration OK (%zu listeners, %zu routes)\n",
-           path ? path : "<default>", cfg->nlisteners, cfg->nroutes);
-    cfg_free(cfg);
+           path ? path : "<default>", nl, nr);
     return 0;
 }
 
@@ -233,6 +243,11 @@ run(struct gw_main *m, struct cfg *cfg)
     }
     if ((m->snap = gw_snapshot_new(cfg, ++m->generation, &err)) == NULL)
         goto out;
+    m->shared.nworkers = m->nworkers;
+    if ((m->shared.bus = gw_bus_new(m->nworkers)) == NULL) {
+        gw_err_set(&err, "out of memory");
+        goto out;
+    }
     m->base = event_base_new();
     int sigs[] = {SIGHUP, SIGTERM, SIGINT};
     struct event *sev[3] = {0};
@@ -259,6 +274,7 @@ out:
     if (rc != 0 && err.msg[0] != '\0')
         fprintf(stderr, "wsgate: %s\n", err.msg);
     free(m->workers);
+    gw_bus_free(m->shared.bus);
     gw_snapshot_unref(m->snap);
     free_tls(m->tls, m->nlisteners);
     if (m->base != NULL)

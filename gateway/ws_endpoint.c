@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gateway/log.h"
+#include "gateway/shared_frame.h"
 #include "gateway/utf8.h"
 
 /* Keep a reassembly buffer between messages only while it is this small, so
@@ -25,6 +26,7 @@ enum ws_state {
 struct gw_ws {
     struct bufferevent *bev;
     const struct gw_handler *handler;
+    void *instance; /* the handler's per-worker state, passed to its callbacks */
     struct gw_ws_env env;
     enum ws_state state;
     bool closed_notified;   /* handler's on_close has run */
@@ -60,7 +62,7 @@ notify_close(struct gw_ws *ws, uint16_t code, const uint8_t *reason, size_t len)
         return;
     ws->closed_notified = true;
     if (ws->handler->on_close != NULL)
-        ws->handler->on_close(ws, code, reason, len);
+        ws->handler->on_close(ws->instance, ws, code, reason, len);
 }
 
 /* graceful: everything queued was flushed, so the owner may half-close and
@@ -159,15 +161,38 @@ gw_ws_close(struct gw_ws *ws, uint16_t code, const char *reason)
     arm_deadline(ws);
 }
 
+/* A peer that does not read cannot make us hold more than this. */
+static bool
+over_send_cap(struct gw_ws *ws, size_t len)
+{
+    return evbuffer_get_length(bufferevent_get_output(ws->bev)) + len > 2 * ws->out_high;
+}
+
 int
 gw_ws_send(struct gw_ws *ws, enum ws_opcode opcode, const void *data, size_t len)
 {
     if (ws->state != WS_ST_OPEN || (opcode != WS_OP_TEXT && opcode != WS_OP_BINARY))
         return -1;
-    /* A peer that does not read cannot make us hold more than this. */
-    if (evbuffer_get_length(bufferevent_get_output(ws->bev)) + len > 2 * ws->out_high)
+    if (over_send_cap(ws, len))
         return -1;
     return send_frame(ws, (uint8_t)opcode, data, len);
+}
+
+int
+gw_ws_send_frame(struct gw_ws *ws, struct gw_frame *f)
+{
+    if (ws->state != WS_ST_OPEN || over_send_cap(ws, f->payload_len))
+        return -1;
+    /* By reference: one encoding shared by every recipient; the buffer holds
+     * a reference until the bytes are written. Sent uncompressed, which is
+     * valid also after permessage-deflate was negotiated. */
+    gw_frame_ref(f);
+    if (evbuffer_add_reference(bufferevent_get_output(ws->bev), f->bytes, f->len,
+                               gw_frame_release_cb, f) != 0) {
+        gw_frame_unref(f);
+        return -1;
+    }
+    return 0;
 }
 
 static void
@@ -236,7 +261,8 @@ deliver(struct gw_ws *ws)
     uint8_t opcode = ws->msg_opcode;
     ws->msg_opcode = 0;
     if (ws->state == WS_ST_OPEN && ws->handler->on_message != NULL)
-        ws->handler->on_message(ws, (enum ws_opcode)opcode, ws->msg, ws->msg_len);
+        ws->handler->on_message(ws->instance, ws, (enum ws_opcode)opcode, ws->msg,
+                                ws->msg_len);
     ws->msg_len = 0;
     if (ws->msg_cap > WS_MSG_KEEP) {
         free(ws->msg);
@@ -393,7 +419,7 @@ gw_ws_on_eof(struct gw_ws *ws)
 }
 
 struct gw_ws *
-gw_ws_new(struct bufferevent *bev, const struct gw_handler *handler,
+gw_ws_new(struct bufferevent *bev, const struct gw_handler *handler, void *instance,
           const struct gw_ws_env *env, const char *subject)
 {
     struct gw_ws *ws = calloc(1, sizeof(*ws));
@@ -405,6 +431,7 @@ gw_ws_new(struct bufferevent *bev, const struct gw_handler *handler,
     }
     ws->bev = bev;
     ws->handler = handler;
+    ws->instance = instance;
     ws->env = *env;
     ws->state = WS_ST_OPEN;
     /* One whole message can always be queued for the peer. */
@@ -413,14 +440,14 @@ gw_ws_new(struct bufferevent *bev, const struct gw_handler *handler,
 }
 
 void
-gw_ws_start(struct gw_ws *ws)
+gw_ws_start(struct gw_ws *ws, const struct gw_request *req)
 {
     bufferevent_setwatermark(ws->bev, EV_READ, 0, 0);
     bufferevent_setwatermark(ws->bev, EV_WRITE, 0, 0);
     set_timeouts(ws, ws->env.idle_timeout_ms, ws->env.idle_timeout_ms);
     bufferevent_enable(ws->bev, EV_READ | EV_WRITE);
     if (ws->handler->on_open != NULL)
-        ws->handler->on_open(ws);
+        ws->handler->on_open(ws->instance, ws, req);
     if (evbuffer_get_length(bufferevent_get_input(ws->bev)) > 0)
         gw_ws_on_read(ws);
 }

@@ -2,13 +2,15 @@
 #include "gateway/handler.h"
 
 static void
-echo_on_message(struct gw_ws *ws, enum ws_opcode opcode, const uint8_t *data, size_t len)
+echo_on_message(void *instance, struct gw_ws *ws, enum ws_opcode opcode,
+                const uint8_t *data, size_t len)
 {
     if (gw_ws_send(ws, opcode, data, len) != 0)
         gw_ws_close(ws, WS_CLOSE_INTERNAL, "cannot queue echo");
 }
 
 const struct gw_handler gw_handler_echo = {
+    .abi = WSGATE_HANDLER_ABI,
     .name = "echo",
     .on_message = echo_on_message,
 };
