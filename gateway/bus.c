@@ -5,8 +5,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "gateway/log.h"
-
 /* One message on its way to another worker's members of a room. */
 struct bus_item {
     struct bus_item *next;
