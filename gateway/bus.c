@@ -84,7 +84,7 @@ deliver_local(struct room *r, unsigned worker, struct gw_bus_member *skip,
     struct room_member *m = l->head;
     while (m != NULL) {
         l->cursor = m->next;
-        if (m != &skip->rm) {
+        if (skip == NULL || m != &skip->rm) {
             struct gw_bus_member *bm = (struct gw_bus_member *)m;
             bm->deliver(bm, f);
         }
