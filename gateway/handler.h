@@ -32,7 +32,9 @@ struct gw_kv {
 };
 
 /* What `create` gets: once per worker thread and route, so that everything
- * the instance holds is touched by one thread only. Valid during create. */
+ * the instance holds is touched by one thread only. The struct and the
+ * options array are valid during create; the strings they point to (route,
+ * option names and values) until destroy. */
 struct gw_handler_env {
     const char *route;           /* the route's name */
     const struct gw_kv *options; /* routes[].options, in file order */

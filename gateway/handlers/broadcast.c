@@ -30,6 +30,7 @@ struct bcast_member {
     struct gw_bus_member bm; /* first: the bus hands this back */
     struct gw_ws *ws;
     struct bcast *inst;
+    bool dropped; /* closed for falling behind; its close is on the way */
 };
 
 static int
@@ -107,8 +108,9 @@ static void
 bcast_deliver(struct gw_bus_member *bm, struct gw_frame *f)
 {
     struct bcast_member *m = (struct bcast_member *)bm;
-    if (gw_ws_send_frame(m->ws, f) == 0)
+    if (m->dropped || gw_ws_send_frame(m->ws, f) == 0)
         return;
+    m->dropped = true;
     GW_LOG_INFO("broadcast_slow", "route=%s bytes=%zu", m->inst->route,
                 gw_frame_payload_len(f));
     gw_ws_close(m->ws, WS_CLOSE_POLICY, "too slow to read the room's messages");
