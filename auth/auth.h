@@ -34,6 +34,16 @@ struct auth_request {
     size_t nheaders;
 };
 
+/* A header an allowing provider wants set on the upstream request (a JWT
+ * claim as X-Auth-Roles, a header copied from an auth service's answer). Its
+ * name must be one of the provider's cfg_provider.identity_headers, so that
+ * a client's copy is removed on every route even when the provider does not
+ * set it. */
+struct auth_header {
+    const char *name;
+    const char *value;
+};
+
 /* The answer handed to the done callback; its strings are valid only during
  * the callback. */
 struct auth_result {
@@ -42,6 +52,9 @@ struct auth_result {
     const char *error;   /* RFC 6750 error code for WWW-Authenticate
                             ("invalid_token"), or NULL */
     const char *reason;  /* short text for logs and the response body */
+    const struct auth_header *headers; /* identity headers; only when allowed */
+    size_t nheaders;
+    long long expires_at; /* Unix time the credential expires (JWT exp), or 0 */
 };
 
 typedef void (*auth_done_fn)(void *arg, const struct auth_result *result);

@@ -76,6 +76,10 @@ struct cfg_provider {
     enum cfg_provider_type type;
     char **tokens; /* static: the accepted tokens, after ${VAR} expansion */
     size_t ntokens;
+    /* Names of the identity headers this provider may set (besides
+     * X-Auth-Subject); a client's copies are removed on every route. */
+    char **identity_headers;
+    size_t nidentity_headers;
     struct cfg_mark mark;
 };
 

@@ -496,6 +496,8 @@ cfg_free(struct cfg *cfg)
     for (size_t i = 0; i < cfg->nproviders; i++) {
         free(cfg->providers[i].name);
         free_strings(cfg->providers[i].tokens, cfg->providers[i].ntokens);
+        free_strings(cfg->providers[i].identity_headers,
+                     cfg->providers[i].nidentity_headers);
     }
     free(cfg->providers);
     for (size_t i = 0; i < cfg->nroutes; i++)

@@ -16,6 +16,7 @@
 #include "auth/auth.h"
 #include "gateway/handler.h"
 #include "gateway/http1_parse.h"
+#include "gateway/identity.h"
 #include "gateway/log.h"
 #include "gateway/response.h"
 #include "gateway/router.h"
@@ -81,7 +82,7 @@ struct gw_conn {
     struct gw_up *up;         /* the upstream attempt, while connecting */
     struct gw_tunnel *tunnel; /* once proxied */
     size_t upstream;          /* index of the upstream the tunnel goes to */
-    char *subject;            /* the authenticated identity, or NULL */
+    struct gw_identity ident; /* who the route's providers said the client is */
     char peer[INET6_ADDRSTRLEN];
 };
 
@@ -141,7 +142,7 @@ conn_free(struct gw_conn *c)
         gw_tunnel_free(c->tunnel);
         gw_up_route_conn_end(gw_wsnap_up(c->wsnap, c->route), c->upstream);
     }
-    free(c->subject);
+    gw_identity_clear(&c->ident);
     gw_ws_free(c->ws);
     if (c->timer != NULL)
         event_free(c->timer);
@@ -303,12 +304,19 @@ static char *
 handler_request(struct gw_conn *c, struct gw_request *req, struct gw_kv *kv)
 {
     const struct conn_hs *hs = c->hs;
-    size_t need = hs->hs.path_len + hs->hs.query_len + hs->hs.host_len + 3;
+    size_t nid = c->ident.nheaders;
+    size_t need = nid * sizeof(struct gw_kv) + hs->hs.path_len + hs->hs.query_len +
+                  hs->hs.host_len + 3;
     for (size_t i = 0; i < hs->req.num_headers; i++)
         need += hs->req.headers[i].name_len + hs->req.headers[i].value_len + 2;
     char *block = malloc(need), *p = block;
     if (block == NULL)
         return NULL;
+    /* The identity headers first (malloc's alignment); views into c->ident. */
+    struct gw_kv *ikv = (struct gw_kv *)(void *)block;
+    for (size_t i = 0; i < nid; i++)
+        ikv[i] = (struct gw_kv){c->ident.headers[i].name, c->ident.headers[i].value};
+    p += nid * sizeof(struct gw_kv);
 #define COPY(dst, src, len)                                                              \
     do {                                                                                 \
         if ((len) > 0)                                                                   \
@@ -321,7 +329,9 @@ handler_request(struct gw_conn *c, struct gw_request *req, struct gw_kv *kv)
                                .peer = c->peer,
                                .headers = kv,
                                .nheaders = hs->req.num_headers,
-                               .subject = c->subject};
+                               .subject = c->ident.subject,
+                               .identity = ikv,
+                               .nidentity = nid};
     COPY(req->path, hs->hs.path, hs->hs.path_len);
     COPY(req->query, hs->hs.query, hs->hs.query_len);
     COPY(req->host, hs->hs.host, hs->hs.host_len);
@@ -335,7 +345,7 @@ handler_request(struct gw_conn *c, struct gw_request *req, struct gw_kv *kv)
 }
 
 static void
-upgrade(struct gw_conn *c, const char *subject)
+upgrade(struct gw_conn *c)
 {
     void *instance = NULL;
     const struct gw_handler *h = gw_wsnap_handler(c->wsnap, c->route, &instance);
@@ -358,7 +368,7 @@ upgrade(struct gw_conn *c, const char *subject)
     struct gw_kv kv[HTTP1_MAX_HEADERS];
     char *block = handler_request(c, &req, kv);
     if (block == NULL ||
-        (c->ws = gw_ws_new(c->bev, h, instance, &env, subject)) == NULL) {
+        (c->ws = gw_ws_new(c->bev, h, instance, &env, c->ident.subject)) == NULL) {
         free(block);
         conn_close(c); /* the 101 is queued: no HTTP answer is possible now */
         return;
@@ -376,10 +386,6 @@ upgrade(struct gw_conn *c, const char *subject)
     hs_free(c);
 }
 
-/* The headers through which an upstream learns who the client is; a
- * client's own copies are always removed, so they cannot be spoofed. */
-static const char *const identity_headers[] = {"X-Auth-Subject"};
-
 static int
 build_upstream_request(void *arg, size_t idx, char *out, size_t cap)
 {
@@ -387,7 +393,12 @@ build_upstream_request(void *arg, size_t idx, char *out, size_t cap)
     const struct cfg_route *r = c->route;
     const struct token_found *cred = &c->hs->cred;
     const struct cfg_token_source *src = cred->kind != 0 ? cred->source : NULL;
-    struct upstream_header id[1] = {{identity_headers[0], c->subject}};
+    /* The headers through which the upstream learns who the client is; a
+     * client's own copies are always removed, so they cannot be spoofed. */
+    struct upstream_header *id = NULL;
+    long nid = gw_identity_upstream_headers(&c->ident, c->wsnap->snap->cfg, &id);
+    if (nid < 0)
+        return -1;
     char request_id[40];
     snprintf(request_id, sizeof(request_id), "%08x%04x%016llx",
              (unsigned)c->wsnap->snap->generation, c->ctx->worker_id,
@@ -406,9 +417,11 @@ build_upstream_request(void *arg, size_t idx, char *out, size_t cap)
         .drop_authorization = src && src->kind == CFG_TOKEN_HEADER,
         .drop_bearer_protocol = src && src->kind == CFG_TOKEN_SUBPROTOCOL,
         .identity = id,
-        .nidentity = 1, /* without a subject: client copies removed, none added */
+        .nidentity = (size_t)nid,
     };
-    return upstream_req_build(&p, out, cap);
+    int n = upstream_req_build(&p, out, cap);
+    free(id);
+    return n;
 }
 
 static void
@@ -497,7 +510,7 @@ proxy(struct gw_conn *c)
         .request_cap = (size_t)lim->max_request_head + 1024,
         .offer = offer,
         .client_ip = c->peer,
-        .subject = c->subject,
+        .subject = c->ident.subject,
         .max_head = (size_t)lim->max_request_head,
         .probe = -1,
     };
@@ -510,16 +523,12 @@ proxy(struct gw_conn *c)
 
 /* The request may go on: to the route's handler or its upstream. */
 static void
-admit(struct gw_conn *c, const char *subject)
+admit(struct gw_conn *c)
 {
-    if (subject != NULL && (c->subject = strdup(subject)) == NULL) {
-        reject(c, 503, "out of memory", NULL);
-        return;
-    }
     if (c->route->kind == CFG_ROUTE_UPSTREAM)
         proxy(c);
     else
-        upgrade(c, subject);
+        upgrade(c);
 }
 
 static void
@@ -533,7 +542,11 @@ auth_done(void *arg, const struct auth_result *res)
     struct gw_response_extra extra = {.www_authenticate = challenge};
     switch (res->verdict) {
     case AUTH_ALLOW:
-        admit(c, res->subject);
+        if (gw_identity_add(&c->ident, res) != 0) {
+            reject(c, 503, "out of memory", NULL);
+            return;
+        }
+        admit(c);
         return;
     case AUTH_FORBID:
         reject(c, 403, res->reason ? res->reason : "forbidden", NULL);
@@ -639,7 +652,7 @@ on_head(struct gw_conn *c, const char *buf, size_t head_len)
         authenticate(c);
         return;
     }
-    admit(c, NULL);
+    admit(c);
 }
 
 static void

@@ -59,8 +59,9 @@ struct gw_request {
     const struct gw_kv *headers; /* every request header, in order, as sent */
     size_t nheaders;
     /* The authenticated identity: NULL and 0 on a route without auth. The
-     * identity headers are those the provider adds for upstreams (the same
-     * names and values an upstream would get, X-Auth-Subject excluded). */
+     * identity headers are those the route's providers set (struct
+     * auth_result.headers: JWT claims, an auth service's answer), the same
+     * names and values an upstream gets, X-Auth-Subject excluded. */
     const char *subject;
     const struct gw_kv *identity;
     size_t nidentity;

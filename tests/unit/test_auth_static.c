@@ -188,7 +188,11 @@ END_TEST
 START_TEST(test_static_single_token)
 {
     char *tokens[] = {(char *)"only"};
-    struct cfg_provider cfg = {(char *)"solo", CFG_PROVIDER_STATIC, tokens, 1, {1, 1}};
+    struct cfg_provider cfg = {.name = (char *)"solo",
+                               .type = CFG_PROVIDER_STATIC,
+                               .tokens = tokens,
+                               .ntokens = 1,
+                               .mark = {1, 1}};
     struct gw_err err;
     memset(&err, 0, sizeof(err));
     struct auth_provider *p = auth_provider_new(&cfg, NULL, &err);
@@ -223,8 +227,11 @@ static const struct bad_cfg_case bad_cfg_cases[] = {
 START_TEST(test_bad_config)
 {
     const struct bad_cfg_case *c = &bad_cfg_cases[_i];
-    struct cfg_provider cfg = {
-        (char *)"broken", c->type, (char **)c->tokens, c->ntokens, {7, 9}};
+    struct cfg_provider cfg = {.name = (char *)"broken",
+                               .type = c->type,
+                               .tokens = (char **)c->tokens,
+                               .ntokens = c->ntokens,
+                               .mark = {7, 9}};
     struct gw_err err;
     memset(&err, 0, sizeof(err));
     ck_assert_ptr_null(auth_provider_new(&cfg, NULL, &err));
