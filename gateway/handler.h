@@ -78,7 +78,9 @@ struct gw_handler {
      * and after each reload, which creates new instances beside the old
      * ones). Returns 0 with *instance set, or -1 with a one-line reason in
      * err[0..errlen) (an option it cannot use, typically): the configuration
-     * is then rejected, by `wsgate -t` too. */
+     * is then rejected, by `wsgate -t` too. To check the options before any
+     * worker uses them, a plugin's create also runs once on the loading
+     * thread with a throwaway event_base (worker 0 of 1), destroyed at once. */
     int (*create)(const struct gw_handler_env *env, void **instance, char *err,
                   size_t errlen);
     /* Once per create, on the same thread, when the configuration it was
