@@ -1,13 +1,15 @@
 """Broadcast rooms: every member on every worker gets each message once, in order."""
 
 import asyncio
+import os
 import re
 import resource
+import signal
 import socket
 import unittest
 
-from wsgate_harness import (IO_TIMEOUT, GatewayTestCase, RawClient, client_frame,
-                            run_async, ws_connect)
+from wsgate_harness import (IO_TIMEOUT, Gateway, GatewayTestCase, RawClient,
+                            client_frame, run_async, ws_connect)
 
 MEMBERS = 1000
 SENDERS = 4
@@ -212,6 +214,37 @@ class BroadcastTest(GatewayTestCase):
                     await a.send("now b")
                     self.assertEqual(await recv(b), "now b")
         run_async(go())
+
+
+class BroadcastReloadTest(unittest.TestCase):
+    """Rooms belong to the route's name: a reload does not split them."""
+
+    def test_members_before_and_after_a_reload_share_the_room(self):
+        base = ("listeners:\n  - address: 127.0.0.1:0\nworkers: 2\n"
+                "log: { level: info, format: text }\nroutes:\n"
+                "  - { name: chat, path_prefix: /chat/, handler: broadcast%s }\n")
+        gw = Gateway(base % "")
+        self.addCleanup(gw.kill)
+        gw.start()
+        cfg = os.path.join(gw._tmp.name, "wsgate.yaml")
+        url = f"ws://127.0.0.1:{gw.port}/chat/r"
+
+        async def go():
+            async with ws_connect(url) as old:
+                with open(cfg, "w", encoding="utf-8") as f:
+                    f.write(base % ", echo_to_sender: true")
+                gw.signal(signal.SIGHUP)
+                gw.wait_for_log(r"reload_applied worker=0 generation=2")
+                gw.wait_for_log(r"reload_applied worker=1 generation=2")
+                async with ws_connect(url) as new:
+                    await old.send("from before")
+                    self.assertEqual(await recv(new), "from before")
+                    # Each sender keeps its own generation's echo_to_sender.
+                    await new.send("from after")
+                    self.assertEqual(await recv(new), "from after")
+                    self.assertEqual(await recv(old), "from after")
+        run_async(go())
+        gw.check_exit()
 
 
 if __name__ == "__main__":
