@@ -160,13 +160,14 @@ gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_worker_listen *
     w->ev_deadline = event_new(w->base, -1, 0, deadline_cb, w);
     w->ev_resume = event_new(w->base, -1, 0, resume_cb, w);
     struct gw_wsnap_worker wk = {id, shared->nworkers, shared->bus};
-    if ((shared->bus != NULL && gw_bus_attach(shared->bus, id, w->base) != 0) ||
-        (w->ctx.wsnap = gw_wsnap_new(snap, w->base, &wk, err)) == NULL ||
+    bool attached = shared->bus == NULL || gw_bus_attach(shared->bus, id, w->base) == 0;
+    if (!attached || (w->ctx.wsnap = gw_wsnap_new(snap, w->base, &wk, err)) == NULL ||
         w->ev_cmd == NULL || w->ev_deadline == NULL || w->ev_resume == NULL) {
         for (size_t i = 0; i < n; i++)
             close(socks[i].fd);
-        return w->ctx.wsnap == NULL ? -1
-                                    : gw_err_set(err, "worker %u: out of memory", id);
+        return attached && w->ctx.wsnap == NULL
+                   ? -1
+                   : gw_err_set(err, "worker %u: out of memory", id);
     }
     for (size_t i = 0; i < n; i++) {
         w->socks[i] = socks[i];
