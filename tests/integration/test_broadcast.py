@@ -247,5 +247,49 @@ class BroadcastReloadTest(unittest.TestCase):
         gw.check_exit()
 
 
+class BroadcastTlsTest(unittest.TestCase):
+    """Shared frames go out through TLS and plain listeners alike."""
+
+    def test_room_over_tls_and_plain(self):
+        import ssl
+        import tempfile
+        from test_tls import make_cert
+        tmp = tempfile.TemporaryDirectory(prefix="wsgate-bc-tls-")
+        self.addCleanup(tmp.cleanup)
+        cert, key = make_cert(tmp.name)
+        gw = Gateway("listeners:\n"
+                     f"  - {{ address: 127.0.0.1:0, tls: {{ certificate: \"{cert}\", "
+                     f"key: \"{key}\" }} }}\n"
+                     "  - address: 127.0.0.1:0\n"
+                     "workers: 2\nlog: { level: info, format: text }\nroutes:\n"
+                     "  - { name: chat, path_prefix: /chat/, handler: broadcast }\n",
+                     listeners=2)
+        self.addCleanup(gw.kill)
+        gw.start()
+        ctx = ssl.create_default_context(cafile=cert)
+        tls_line = gw.wait_for_log(r"listening address=127\.0\.0\.1:\d+ tls=yes")
+        tls_port = int(re.search(r":(\d+) tls=yes", tls_line).group(1))
+        plain_port = [p for p in gw.ports if p != tls_port][0]
+
+        async def go():
+            secure = [await ws_connect(f"wss://127.0.0.1:{tls_port}/chat/t", ssl=ctx)
+                      .__aenter__() for _ in range(4)]
+            plain = [await ws_connect(f"ws://127.0.0.1:{plain_port}/chat/t").__aenter__()
+                     for _ in range(4)]
+            try:
+                blobs = [os.urandom(n) for n in (1, 125, 70000, 300 * 1024)]
+                for blob in blobs:
+                    await plain[0].send(blob)
+                    for ws in secure + plain[1:]:
+                        self.assertEqual(await recv(ws), blob)
+                await secure[0].send("back over tls")
+                for ws in secure[1:] + plain:
+                    self.assertEqual(await recv(ws), "back over tls")
+            finally:
+                await asyncio.gather(*(ws.close() for ws in secure + plain))
+        run_async(go())
+        gw.check_exit()
+
+
 if __name__ == "__main__":
     unittest.main()
