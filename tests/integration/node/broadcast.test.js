@@ -64,8 +64,11 @@ describe('broadcast', () => {
       }
       assert.deepEqual(next, new Array(SENDERS).fill(PER_SENDER));
     }
-    const workers = new Set(gw.lines.filter((l) => l.includes('path="/rooms/node"'))
-      .map((l) => /worker=(\d+)/.exec(l)[1]));
+    // stderr arrives asynchronously: wait for every upgrade line.
+    const upgrades = () => gw.lines.filter((l) => l.includes('path="/rooms/node"'));
+    for (let i = 0; i < 600 && upgrades().length < MEMBERS; i++)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    const workers = new Set(upgrades().map((l) => /worker=(\d+)/.exec(l)[1]));
     assert.deepEqual([...workers].sort(), ['0', '1']);
     await Promise.all(conns.map((ws) => closeNormally(ws)));
   });
