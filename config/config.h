@@ -206,6 +206,18 @@ enum cfg_slow_reader {
 /* Defaults of the handler-route endpoint keys. */
 #define CFG_DEFLATE_THRESHOLD_DEFAULT 1024
 #define CFG_PING_INTERVAL_DEFAULT_MS (30ULL * 1000)
+/* One entry of routes[].options: a string passed to a handler plugin. */
+struct cfg_option {
+    char *name;
+    char *value; /* after ${VAR} expansion */
+};
+
+/* Where a broadcast route takes a connection's room from (routes[].room_from). */
+enum cfg_room_from {
+    CFG_ROOM_ROUTE = 1, /* `route`: one room for the whole route */
+    CFG_ROOM_PATH,      /* `path`: the path after a path_prefix */
+    CFG_ROOM_QUERY,     /* `query=NAME`: a query parameter, percent-decoded */
+};
 
 enum cfg_route_kind {
     CFG_ROUTE_HANDLER = 1, /* served in-process */
@@ -219,7 +231,22 @@ struct cfg_route {
     bool strip_prefix; /* upstream routes only */
     char *host;        /* NULL matches any Host; lower-cased, no port */
     enum cfg_route_kind kind;
-    char *handler; /* CFG_ROUTE_HANDLER: a built-in handler name ("echo") */
+    char *handler; /* CFG_ROUTE_HANDLER: a built-in handler name ("echo"), or
+                      "plugin" for a handler loaded from `plugin` */
+    char *plugin;  /* handler plugin: path of the shared object */
+    struct cfg_mark plugin_mark; /* of the `plugin` value, for load errors */
+    struct cfg_option *options;  /* `options`: handed to the handler's create */
+    size_t noptions;
+    struct cfg_mark options_mark;
+    enum cfg_room_from room_from;   /* broadcast: default path on path_prefix
+                                       routes, route otherwise */
+    char *room_param;               /* CFG_ROOM_QUERY: the parameter's name */
+    bool echo_to_sender;            /* broadcast: the sender gets its own
+                                       messages too; default false */
+    uint64_t max_room_members;      /* broadcast: per room, all workers;
+                                       default 10000 */
+    uint64_t max_rooms;             /* broadcast: rooms of this route at once;
+                                       default 10000 */
     struct cfg_upstream *upstreams; /* CFG_ROUTE_UPSTREAM: `upstream` or `upstreams` */
     size_t nupstreams;
     enum cfg_balance balance; /* `balance`; default round_robin */

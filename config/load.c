@@ -456,6 +456,13 @@ free_route(struct cfg_route *r)
     free(r->path);
     free(r->host);
     free(r->handler);
+    free(r->plugin);
+    for (size_t i = 0; i < r->noptions; i++) {
+        free(r->options[i].name);
+        free(r->options[i].value);
+    }
+    free(r->options);
+    free(r->room_param);
     for (size_t i = 0; i < r->nupstreams; i++)
         cfg_upstream_clear(&r->upstreams[i]);
     free(r->upstreams);

@@ -27,7 +27,7 @@ const char cfg_default_yaml[] =
     "    handler: echo\n";
 
 /* The in-process handlers; gateway/handlers/builtin.c serves the same names. */
-static const char *const known_handlers[] = {"echo"};
+static const char *const known_handlers[] = {"echo", "broadcast", "plugin"};
 
 bool
 cfg_handler_known(const char *name)
@@ -49,6 +49,7 @@ struct walk_error {
 struct route_walk {
     bool has_path, has_prefix, has_handler, has_upstream, has_upstreams, has_name;
     bool has_strip;
+    bool has_plugin;
     bool bad_upstream; /* an upstream URL was rejected */
     struct cfg_mark name_mark, path_mark, auth_mark, strip_mark;
     const struct cfg_node *auth_node; /* `auth` as written, for resolve_routes */
@@ -1578,6 +1579,104 @@ on_route_handler(struct cfg_walk *w, const struct cfg_node *v, void *obj, const 
          JOIN_NAMES(known, known_handlers));
 }
 
+static void
+on_route_plugin(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct route_ctx *c = obj;
+    char *s = nonempty(w, v);
+
+    c->rw->has_plugin = true;
+    if (s == NULL)
+        return;
+    if (s[0] != '/') {
+        /* dlopen would search the library path for a bare name. */
+        fail_value(w, v, "must be an absolute path to a shared object");
+        free(s);
+        return;
+    }
+    c->r->plugin = s;
+    c->r->plugin_mark = v->mark;
+}
+
+/* options: a flat mapping of names to strings, handed to the handler. */
+static void
+on_route_options(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct route_ctx *c = obj;
+
+    c->r->options_mark = v->mark;
+    if (v->n == 0)
+        return;
+    c->r->options = calloc(v->n, sizeof(*c->r->options));
+    if (c->r->options == NULL) {
+        oom(w, v->mark);
+        return;
+    }
+    c->r->noptions = v->n;
+    for (size_t i = 0; i < v->n; i++) {
+        const struct cfg_node *key = v->pairs[i].key, *ov = v->pairs[i].value;
+        struct cfg_option *o = &c->r->options[i];
+        size_t old = path_key(w, key->scalar);
+        size_t j = 0;
+        while (j < i && strcmp(v->pairs[j].key->scalar, key->scalar) != 0)
+            j++;
+        if (j < i)
+            fail(w, key->mark, "duplicate key");
+        else if (key->scalar[0] == '\0' || !visible_ascii(key->scalar))
+            fail(w, key->mark, "an option name must be printable ASCII without spaces");
+        else if (ov == NULL)
+            fail(w, key->mark, "expected a single value, found an empty value");
+        else if (kind_ok(w, ov, CFG_NODE_SCALAR) && (o->value = expand(w, ov)) != NULL &&
+                 (o->name = strdup(key->scalar)) == NULL)
+            oom(w, key->mark);
+        path_pop(w, old);
+    }
+}
+
+/* room_from: route | path | query=NAME */
+static void
+on_route_room_from(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                   const void *arg)
+{
+    struct route_ctx *c = obj;
+    char *s = expand(w, v);
+
+    if (s == NULL)
+        return;
+    if (strcmp(s, "route") == 0) {
+        c->r->room_from = CFG_ROOM_ROUTE;
+    } else if (strcmp(s, "path") == 0) {
+        c->r->room_from = CFG_ROOM_PATH;
+    } else if (strncmp(s, "query=", 6) == 0 && s[6] != '\0' && visible_ascii(s + 6) &&
+               strpbrk(s + 6, "&=#") == NULL) {
+        c->r->room_from = CFG_ROOM_QUERY;
+        if ((c->r->room_param = strdup(s + 6)) == NULL)
+            oom(w, v->mark);
+    } else {
+        fail_value(w, v, "expected route, path or query=NAME");
+    }
+    free(s);
+}
+
+static void
+on_route_echo_to_sender(struct cfg_walk *w, const struct cfg_node *v, void *obj,
+                        const void *arg)
+{
+    get_bool(w, v, &((struct route_ctx *)obj)->r->echo_to_sender);
+}
+
+static const struct limit_def route_max_room_members = {
+    LIMIT_COUNT, 1, 1000000, "from 1 to 1000000",
+    offsetof(struct cfg_route, max_room_members)};
+static const struct limit_def route_max_rooms = {
+    LIMIT_COUNT, 1, 1000000, "from 1 to 1000000", offsetof(struct cfg_route, max_rooms)};
+
+static void
+on_route_count(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    on_limit(w, v, ((struct route_ctx *)obj)->r, arg);
+}
+
 /* Parses one upstream URL into out (whose mark is set); records why not.
  * The URL is never quoted back: it may carry a secret from the environment. */
 static int
@@ -2130,6 +2229,13 @@ static const struct cfg_key_def route_keys[] = {
     {"max_send_queue", CFG_NODE_SCALAR, false, on_route_size, &route_max_send_queue,
      "8MiB"},
     {"slow_reader", CFG_NODE_SCALAR, false, on_route_slow_reader, NULL, "drop"},
+    {"plugin", CFG_NODE_SCALAR, false, on_route_plugin, NULL, "/usr/lib/wsgate/h.so"},
+    {"options", CFG_NODE_MAPPING, false, on_route_options, NULL, "{greeting: hi}"},
+    {"room_from", CFG_NODE_SCALAR, false, on_route_room_from, NULL, "query=room"},
+    {"echo_to_sender", CFG_NODE_SCALAR, false, on_route_echo_to_sender, NULL, "true"},
+    {"max_room_members", CFG_NODE_SCALAR, false, on_route_count, &route_max_room_members,
+     "500"},
+    {"max_rooms", CFG_NODE_SCALAR, false, on_route_count, &route_max_rooms, "100"},
 };
 
 /* The keys that mean something only on an upstream route; strip_prefix,
@@ -2140,7 +2246,7 @@ static const char *const upstream_only_keys[] = {
 };
 
 /* The keys of the in-process endpoint: an upstream negotiates its own. */
-static const char *const handler_only_keys[] = {
+static const char *const endpoint_only_keys[] = {
     "deflate", "deflate_threshold", "ping_interval", "max_send_queue", "slow_reader",
 };
 
@@ -2172,6 +2278,59 @@ check_upstream_only(struct cfg_walk *w, const struct cfg_node *map)
 {
     check_only(w, map, upstream_only_keys, NELEMS(upstream_only_keys),
                "applies only to upstream routes");
+}
+
+/* The keys that belong to one handler: an error on any other route. */
+static const struct {
+    const char *key;
+    const char *handler;
+} handler_only_keys[] = {
+    {"plugin", "plugin"},
+    {"options", "plugin"},
+    {"room_from", "broadcast"},
+    {"echo_to_sender", "broadcast"},
+    {"max_room_members", "broadcast"},
+    {"max_rooms", "broadcast"},
+};
+
+/* Reports each key of handler_only_keys that route r (whose handler is
+ * `handler`, or NULL for an upstream route) should not have. */
+static void
+check_handler_only(struct cfg_walk *w, const struct cfg_node *map, const char *handler)
+{
+    for (size_t i = 0; i < map->n; i++) {
+        const struct cfg_node *key = map->pairs[i].key;
+        size_t k = 0;
+        while (k < NELEMS(handler_only_keys) &&
+               strcmp(handler_only_keys[k].key, key->scalar) != 0)
+            k++;
+        if (k == NELEMS(handler_only_keys) ||
+            find_value(map, key->scalar) != map->pairs[i].value ||
+            (handler != NULL && strcmp(handler, handler_only_keys[k].handler) == 0))
+            continue;
+        size_t old = path_key(w, key->scalar);
+        fail(w, key->mark, "applies only to routes with handler: %s",
+             handler_only_keys[k].handler);
+        path_pop(w, old);
+    }
+}
+
+/* Fills a broadcast route's defaults and checks where its room comes from. */
+static void
+broadcast_defaults(struct cfg_walk *w, const struct cfg_node *map, struct cfg_route *r)
+{
+    if (r->room_from == 0)
+        r->room_from = r->prefix ? CFG_ROOM_PATH : CFG_ROOM_ROUTE;
+    if (r->max_room_members == 0)
+        r->max_room_members = 10000;
+    if (r->max_rooms == 0)
+        r->max_rooms = 10000;
+    const struct cfg_node *rf = find_value(map, "room_from");
+    if (rf != NULL && r->room_from == CFG_ROOM_PATH && !r->prefix && r->path != NULL) {
+        size_t old = path_key(w, "room_from");
+        fail(w, rf->mark, "path needs a path_prefix route, not path");
+        path_pop(w, old);
+    }
 }
 
 /* Fills an upstream route's unset timeouts, so that the gateway reads them
@@ -2222,10 +2381,16 @@ check_route(struct cfg_walk *w, const struct cfg_node *map, struct cfg_route *r,
     }
     if (rw->has_handler && !upstream)
         check_upstream_only(w, map);
+    if (upstream || r->handler != NULL)
+        check_handler_only(w, map, upstream ? NULL : r->handler);
+    if (r->handler != NULL && strcmp(r->handler, "plugin") == 0 && !rw->has_plugin)
+        fail(w, map->mark, "handler: plugin needs plugin (the shared object's path)");
+    if (r->handler != NULL && strcmp(r->handler, "broadcast") == 0)
+        broadcast_defaults(w, map, r);
     if (r->kind == CFG_ROUTE_UPSTREAM)
         upstream_defaults(w, map, r, rw);
     if (upstream && !rw->has_handler)
-        check_only(w, map, handler_only_keys, NELEMS(handler_only_keys),
+        check_only(w, map, endpoint_only_keys, NELEMS(endpoint_only_keys),
                    "applies only to handler routes");
     if (r->name == NULL && !rw->has_name && r->path != NULL) {
         r->name = strdup(r->path);

@@ -374,10 +374,57 @@ arm_expiry(struct gw_conn *c)
     return event_add(c->expiry, &tv);
 }
 
+/* The handshake as on_open sees it: NUL-terminated copies of the views in
+ * one block (returned, for the caller to free) with kv[] over the headers. */
+static char *
+handler_request(struct gw_conn *c, struct gw_request *req, struct gw_kv *kv)
+{
+    const struct conn_hs *hs = c->hs;
+    size_t nid = c->ident.nheaders;
+    size_t need = nid * sizeof(struct gw_kv) + hs->hs.path_len + hs->hs.query_len +
+                  hs->hs.host_len + 3;
+    for (size_t i = 0; i < hs->req.num_headers; i++)
+        need += hs->req.headers[i].name_len + hs->req.headers[i].value_len + 2;
+    char *block = malloc(need), *p = block;
+    if (block == NULL)
+        return NULL;
+    /* The identity headers first (malloc's alignment); views into c->ident. */
+    struct gw_kv *ikv = (struct gw_kv *)(void *)block;
+    for (size_t i = 0; i < nid; i++)
+        ikv[i] = (struct gw_kv){c->ident.headers[i].name, c->ident.headers[i].value};
+    p += nid * sizeof(struct gw_kv);
+#define COPY(dst, src, len)                                                              \
+    do {                                                                                 \
+        if ((len) > 0)                                                                   \
+            memcpy(p, (src), (len));                                                     \
+        p[len] = '\0';                                                                   \
+        (dst) = p;                                                                       \
+        p += (len) + 1;                                                                  \
+    } while (0)
+    *req = (struct gw_request){.route = c->route->name,
+                               .peer = c->peer,
+                               .headers = kv,
+                               .nheaders = hs->req.num_headers,
+                               .subject = c->ident.subject,
+                               .identity = ikv,
+                               .nidentity = nid};
+    COPY(req->path, hs->hs.path, hs->hs.path_len);
+    COPY(req->query, hs->hs.query, hs->hs.query_len);
+    COPY(req->host, hs->hs.host, hs->hs.host_len);
+    for (size_t i = 0; i < hs->req.num_headers; i++) {
+        const struct http1_header *h = &hs->req.headers[i];
+        COPY(kv[i].name, h->name, h->name_len);
+        COPY(kv[i].value, h->value, h->value_len);
+    }
+#undef COPY
+    return block;
+}
+
 static void
 upgrade(struct gw_conn *c)
 {
-    const struct gw_handler *h = gw_handler_find(c->route->handler);
+    void *instance = NULL;
+    const struct gw_handler *h = gw_wsnap_handler(c->wsnap, c->route, &instance);
     const struct cfg_limits *lim = conn_limits(c);
     const struct cfg_route *r = c->route;
     struct ws_deflate_params dp;
@@ -409,24 +456,32 @@ upgrade(struct gw_conn *c)
         reject(c, 500, "cannot start the WebSocket handler", NULL);
         return;
     }
-    if ((c->ws = gw_ws_new(c->bev, h, &env, c->ident.subject)) == NULL) {
+    struct gw_request req;
+    struct gw_kv kv[HTTP1_MAX_HEADERS];
+    char *block = handler_request(c, &req, kv);
+    if (block == NULL ||
+        (c->ws = gw_ws_new(c->bev, h, instance, &env, c->ident.subject)) == NULL) {
+        free(block);
         conn_close(c); /* the 101 is queued: no HTTP answer is possible now */
         return;
     }
     char path[512];
     gw_log_quote(path, sizeof(path), c->hs->hs.path, c->hs->hs.path_len);
-    GW_LOG_INFO("upgrade", "status=101 path=\"%s\" route=%s peer=%s conn=%llu deflate=%s",
+    GW_LOG_INFO("upgrade",
+                "status=101 path=\"%s\" route=%s peer=%s conn=%llu worker=%u deflate=%s",
                 path, c->route->name, c->peer, (unsigned long long)c->id,
-                deflate ? "on" : "off");
+                c->ctx->worker_id, deflate ? "on" : "off");
     event_free(c->timer);
     c->timer = NULL;
-    hs_free(c);
     c->state = GW_CONN_WS;
     if (arm_expiry(c) != 0) {
+        free(block);
         conn_close(c);
         return;
     }
-    gw_ws_start(c->ws);
+    gw_ws_start(c->ws, &req);
+    free(block);
+    hs_free(c);
 }
 
 /* Where the route's credential is looked for: its own token_from, or auth's. */

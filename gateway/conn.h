@@ -10,6 +10,7 @@
 struct bufferevent;
 struct event;
 struct event_base;
+struct gw_bus;
 struct gw_conn;
 struct gw_throttle;
 struct gw_wsnap;
@@ -19,6 +20,8 @@ struct sockaddr;
 struct gw_shared {
     atomic_ulong nconns;          /* admitted connections, all workers */
     struct gw_throttle *throttle; /* auth failures per client IP; NULL: none */
+    struct gw_bus *bus;           /* broadcast rooms across workers; NULL in tests */
+    unsigned nworkers;
 };
 
 /* What a worker gives its connections. Owned by the worker; every field is

@@ -12,6 +12,7 @@
 
 #include "auth/auth.h"
 #include "config/config.h"
+#include "gateway/bus.h"
 #include "gateway/listener.h"
 #include "gateway/log.h"
 #include "auth/auth.h"
@@ -190,7 +191,9 @@ reload(struct gw_main *m)
     struct gw_err err;
     struct gw_snapshot *snap = gw_snapshot_new(cfg, ++m->generation, &err);
     if (snap == NULL) {
-        GW_LOG_ERROR("reload_failed", "error=\"%s\"", err.msg);
+        char q[1024];
+        GW_LOG_ERROR("reload_failed", "error=\"%s\"",
+                     gw_log_quote(q, sizeof(q), err.msg, strlen(err.msg)));
         return;
     }
     for (unsigned w = 0; w < m->nworkers; w++)
@@ -227,9 +230,16 @@ check_only(struct cfg *cfg, const char *path)
         return 1;
     }
     free_tls(tls, cfg->nlisteners);
+    size_t nl = cfg->nlisteners, nr = cfg->nroutes;
+    /* Loads plugins and lets them check their options, as a start would. */
+    struct gw_snapshot *snap = gw_snapshot_new(cfg, 0, &err);
+    if (snap == NULL) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    gw_snapshot_unref(snap);
     printf("%s: configuration OK (%zu listeners, %zu routes)\n",
-           path ? path : "<default>", cfg->nlisteners, cfg->nroutes);
-    cfg_free(cfg);
+           path ? path : "<default>", nl, nr);
     return 0;
 }
 
@@ -249,7 +259,9 @@ run(struct gw_main *m, struct cfg *cfg)
     /* Always there: a reload may turn auth.throttle on. */
     uint64_t seed = 0;
     RAND_bytes((unsigned char *)&seed, sizeof(seed));
-    if ((m->shared.throttle = gw_throttle_new(GW_THROTTLE_ENTRIES, seed)) == NULL) {
+    m->shared.nworkers = m->nworkers;
+    if ((m->shared.throttle = gw_throttle_new(GW_THROTTLE_ENTRIES, seed)) == NULL ||
+        (m->shared.bus = gw_bus_new(m->nworkers)) == NULL) {
         gw_err_set(&err, "out of memory");
         goto out;
     }
@@ -280,6 +292,7 @@ out:
         fprintf(stderr, "wsgate: %s\n", err.msg);
     free(m->workers);
     gw_throttle_free(m->shared.throttle);
+    gw_bus_free(m->shared.bus);
     gw_snapshot_unref(m->snap);
     free_tls(m->tls, m->nlisteners);
     if (m->base != NULL)

@@ -10,6 +10,8 @@
 
 struct event_base;
 struct evdns_base;
+struct gw_bus;
+struct gw_handler;
 struct gw_up_route;
 struct gw_ws_counters;
 
@@ -20,10 +22,17 @@ struct gw_snapshot {
     struct router *router;
     unsigned generation;
     struct gw_ws_counters *ws_counters; /* parallel to cfg->routes */
+    const struct gw_handler **handlers; /* parallel to cfg->routes; NULL for
+                                           upstream routes */
+    void **plugins;                     /* dlopen handles, parallel likewise */
 };
 
-/* Builds a snapshot over cfg and takes ownership of it (also on failure).
- * Returns NULL with err filled on failure. The caller holds one reference. */
+/* Builds a snapshot over cfg and takes ownership of it (also on failure):
+ * resolves every handler route's handler, loading plugins and creating (then
+ * destroying) one trial instance of each so that a plugin that rejects its
+ * options fails here. Returns NULL with err filled on failure (as
+ * "FILE:LINE:COLUMN: routes[N].plugin: reason" for a plugin). The caller
+ * holds one reference. */
 struct gw_snapshot *gw_snapshot_new(struct cfg *cfg, unsigned generation,
                                     struct gw_err *err);
 void gw_snapshot_ref(struct gw_snapshot *s);
@@ -41,19 +50,34 @@ struct gw_wsnap {
     struct gw_up_route **up;          /* parallel to snap->cfg->routes; NULL
                                          for handler routes */
     struct evdns_base *dns;           /* resolves upstream host names */
+    void **instances;                 /* handler instances, parallel to
+                                         snap->cfg->routes */
 };
 
-/* Creates the worker view, taking a new reference on snap. Returns NULL with
- * err filled when a provider cannot be created. The caller holds one
- * reference. */
+/* Which worker a gw_wsnap belongs to, for its handler instances. */
+struct gw_wsnap_worker {
+    unsigned id;
+    unsigned nworkers;
+    struct gw_bus *bus; /* the broadcast bus; NULL: no broadcast routes work */
+};
+
+/* Creates the worker view, taking a new reference on snap, with its
+ * provider and handler instances (wk NULL: worker 0 of 1, no bus). Returns
+ * NULL with err filled when one cannot be created. The caller holds one
+ * reference. The last unref destroys the handler instances. */
 struct gw_wsnap *gw_wsnap_new(struct gw_snapshot *snap, struct event_base *base,
-                              struct gw_err *err);
+                              const struct gw_wsnap_worker *wk, struct gw_err *err);
 void gw_wsnap_ref(struct gw_wsnap *w);
 void gw_wsnap_unref(struct gw_wsnap *w);
 
 /* The upstream state of route r (which must belong to w's configuration and
  * be an upstream route). */
 struct gw_up_route *gw_wsnap_up(const struct gw_wsnap *w, const struct cfg_route *r);
+
+/* The handler of route r (a handler route of w's configuration), with its
+ * instance on this worker in *instance. */
+const struct gw_handler *gw_wsnap_handler(const struct gw_wsnap *w,
+                                          const struct cfg_route *r, void **instance);
 
 /* The instance of provider p (which must belong to w's configuration). */
 struct auth_provider *gw_wsnap_provider(const struct gw_wsnap *w,

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gateway/bus.h"
 #include "gateway/log.h"
 #include "gateway/tls.h"
 #include "gateway/upstream.h"
@@ -92,7 +93,8 @@ static void
 apply_reload(struct gw_worker *w, struct gw_snapshot *snap)
 {
     struct gw_err err;
-    struct gw_wsnap *ws = gw_wsnap_new(snap, w->base, &err);
+    struct gw_wsnap_worker wk = {w->id, w->ctx.shared->nworkers, w->ctx.shared->bus};
+    struct gw_wsnap *ws = gw_wsnap_new(snap, w->base, &wk, &err);
     gw_snapshot_unref(snap);
     if (ws == NULL) {
         GW_LOG_ERROR("reload", "worker=%u error=\"%s\"", w->id, err.msg);
@@ -157,12 +159,15 @@ gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_worker_listen *
     w->ev_cmd = event_new(w->base, -1, 0, cmd_cb, w);
     w->ev_deadline = event_new(w->base, -1, 0, deadline_cb, w);
     w->ev_resume = event_new(w->base, -1, 0, resume_cb, w);
-    if ((w->ctx.wsnap = gw_wsnap_new(snap, w->base, err)) == NULL || w->ev_cmd == NULL ||
-        w->ev_deadline == NULL || w->ev_resume == NULL) {
+    struct gw_wsnap_worker wk = {id, shared->nworkers, shared->bus};
+    bool attached = shared->bus == NULL || gw_bus_attach(shared->bus, id, w->base) == 0;
+    if (!attached || (w->ctx.wsnap = gw_wsnap_new(snap, w->base, &wk, err)) == NULL ||
+        w->ev_cmd == NULL || w->ev_deadline == NULL || w->ev_resume == NULL) {
         for (size_t i = 0; i < n; i++)
             close(socks[i].fd);
-        return w->ctx.wsnap == NULL ? -1
-                                    : gw_err_set(err, "worker %u: out of memory", id);
+        return attached && w->ctx.wsnap == NULL
+                   ? -1
+                   : gw_err_set(err, "worker %u: out of memory", id);
     }
     for (size_t i = 0; i < n; i++) {
         w->socks[i] = socks[i];
@@ -230,8 +235,12 @@ gw_worker_join_free(struct gw_worker *w)
             evconnlistener_free(w->listeners[i]);
     free(w->listeners);
     free(w->socks);
-    if (w->base != NULL)
+    if (w->base != NULL) {
+        /* Connections leave their rooms first; then nothing more is queued. */
         gw_ctx_cleanup(&w->ctx);
+        if (w->ctx.shared != NULL && w->ctx.shared->bus != NULL)
+            gw_bus_detach(w->ctx.shared->bus, w->id);
+    }
     gw_snapshot_unref(w->pending_snap);
     if (w->ev_cmd != NULL)
         event_free(w->ev_cmd);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "gateway/log.h"
+#include "gateway/shared_frame.h"
 #include "gateway/utf8.h"
 
 /* Keep a reassembly buffer between messages only while it is this small, so
@@ -30,6 +31,7 @@ enum ws_state {
 struct gw_ws {
     struct bufferevent *bev;
     const struct gw_handler *handler;
+    void *instance; /* the handler's per-worker state, passed to its callbacks */
     struct gw_ws_env env;
     struct ws_deflate_params deflate_params; /* env.deflate points here */
     enum ws_state state;
@@ -95,7 +97,7 @@ notify_close(struct gw_ws *ws, uint16_t code, const uint8_t *reason, size_t len)
     ws->closed_notified = true;
     ws->close_code = code;
     if (ws->handler->on_close != NULL)
-        ws->handler->on_close(ws, code, reason, len);
+        ws->handler->on_close(ws->instance, ws, code, reason, len);
 }
 
 static uint64_t
@@ -293,6 +295,25 @@ gw_ws_send(struct gw_ws *ws, enum ws_opcode opcode, const void *data, size_t len
     return rc;
 }
 
+int
+gw_ws_send_frame(struct gw_ws *ws, struct gw_frame *f)
+{
+    int rc = ws_send_admit(ws, f->len);
+    if (rc != 0)
+        return rc;
+    /* By reference: one encoding shared by every recipient; the buffer holds
+     * a reference until the bytes are written. Sent uncompressed, which is
+     * valid also after permessage-deflate was negotiated. */
+    gw_frame_ref(f);
+    if (evbuffer_add_reference(bufferevent_get_output(ws->bev), f->bytes, f->len,
+                               gw_frame_release_cb, f) != 0) {
+        gw_frame_unref(f);
+        return -1;
+    }
+    ws->msgs_out++;
+    return 0;
+}
+
 static void
 on_close_frame(struct gw_ws *ws, const uint8_t *payload, size_t len)
 {
@@ -362,7 +383,8 @@ deliver(struct gw_ws *ws)
     ws->msg_opcode = 0;
     ws->msgs_in++;
     if (ws->state == WS_ST_OPEN && ws->handler->on_message != NULL)
-        ws->handler->on_message(ws, (enum ws_opcode)opcode, ws->msg.data, ws->msg.len);
+        ws->handler->on_message(ws->instance, ws, (enum ws_opcode)opcode, ws->msg.data,
+                                ws->msg.len);
     ws->msg.len = 0;
     if (ws->msg.cap > WS_MSG_KEEP) {
         free(ws->msg.data);
@@ -683,7 +705,7 @@ keepalive_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct gw_ws *
-gw_ws_new(struct bufferevent *bev, const struct gw_handler *handler,
+gw_ws_new(struct bufferevent *bev, const struct gw_handler *handler, void *instance,
           const struct gw_ws_env *env, const char *subject)
 {
     struct gw_ws *ws = calloc(1, sizeof(*ws));
@@ -695,6 +717,7 @@ gw_ws_new(struct bufferevent *bev, const struct gw_handler *handler,
     }
     ws->bev = bev;
     ws->handler = handler;
+    ws->instance = instance;
     ws->env = *env;
     if (env->deflate != NULL) {
         ws->deflate_params = *env->deflate;
@@ -715,7 +738,7 @@ gw_ws_new(struct bufferevent *bev, const struct gw_handler *handler,
 }
 
 void
-gw_ws_start(struct gw_ws *ws)
+gw_ws_start(struct gw_ws *ws, const struct gw_request *req)
 {
     bufferevent_setwatermark(ws->bev, EV_READ, 0, 0);
     bufferevent_setwatermark(ws->bev, EV_WRITE, 0, 0);
@@ -728,7 +751,7 @@ gw_ws_start(struct gw_ws *ws)
     ws->next_ping_ms = add_ms(now, ws->env.ping_interval_ms);
     keepalive_arm(ws, now);
     if (ws->handler->on_open != NULL)
-        ws->handler->on_open(ws);
+        ws->handler->on_open(ws->instance, ws, req);
     if (evbuffer_get_length(bufferevent_get_input(ws->bev)) > 0)
         gw_ws_on_read(ws);
 }

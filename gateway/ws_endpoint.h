@@ -49,15 +49,16 @@ struct gw_ws_env {
 };
 
 /* Creates an endpoint over bev, which stays owned by the caller (who routes
- * its callbacks to gw_ws_on_read, _on_write, _on_timeout and _on_eof). Copies env and
- * subject. Returns NULL when out of memory. */
+ * its callbacks to gw_ws_on_read, _on_write, _on_timeout and _on_eof), for
+ * handler with its per-worker instance. Copies env and subject. Returns NULL
+ * when out of memory. */
 struct gw_ws *gw_ws_new(struct bufferevent *bev, const struct gw_handler *handler,
-                        const struct gw_ws_env *env, const char *subject);
+                        void *instance, const struct gw_ws_env *env, const char *subject);
 
-/* Calls the handler's on_open, sets the endpoint's timeouts on bev, and
- * processes any frames already in bev's input (bytes that arrived with the
- * request head). May call env->finished. */
-void gw_ws_start(struct gw_ws *ws);
+/* Calls the handler's on_open with req (valid during the call), sets the endpoint's
+ * timeouts on bev, and processes any frames already in bev's input (bytes that arrived
+ * with the request head). May call env->finished. */
+void gw_ws_start(struct gw_ws *ws, const struct gw_request *req);
 
 /* bev's input has data / its output drained below the low mark / a read or
  * write timeout fired (`writing`: the peer stopped reading) / the peer

@@ -468,7 +468,9 @@ START_TEST(test_handler_known)
     ck_assert(!cfg_handler_known("ECHO"));
     ck_assert(!cfg_handler_known("echo "));
     ck_assert(!cfg_handler_known(""));
-    ck_assert(!cfg_handler_known("broadcast"));
+    ck_assert(cfg_handler_known("broadcast"));
+    ck_assert(cfg_handler_known("plugin"));
+    ck_assert(!cfg_handler_known("broadcasts"));
 }
 END_TEST
 
@@ -1021,7 +1023,13 @@ START_TEST(test_upstream_keys_on_handler)
                                                "ping_interval",
                                                "max_send_queue",
                                                "slow_reader",
-                                               "origins"};
+                                               "origins",
+                                               "plugin",
+                                               "options",
+                                               "room_from",
+                                               "echo_to_sender",
+                                               "max_room_members",
+                                               "max_rooms"};
         bool any = false;
         for (size_t j = 0; j < NELEMS(anywhere); j++)
             any = any || strcmp(anywhere[j], t->keys[k].name) == 0;
@@ -1093,6 +1101,106 @@ START_TEST(test_endpoint_keys)
         free(errors);
         free(doc);
     }
+}
+END_TEST
+
+/* plugin/options belong to handler: plugin, the room keys to broadcast; on
+ * any other route each is an error at that key. */
+static const struct {
+    const char *route;
+    const char *want;
+} handler_key_cases[] = {
+    {"{path: /a, handler: echo, plugin: /x.so}",
+     "test.yaml:2:36: routes[0].plugin: applies only to routes with handler: plugin\n"},
+    {"{path: /a, handler: broadcast, options: {a: b}}",
+     "test.yaml:2:41: routes[0].options: applies only to routes with handler: plugin\n"},
+    {"{path: /a, upstream: 'ws://h', room_from: route}",
+     "test.yaml:2:41: routes[0].room_from: applies only to routes with handler: "
+     "broadcast\n"},
+    {"{path: /a, handler: plugin, plugin: /x.so, echo_to_sender: true}",
+     "test.yaml:2:53: routes[0].echo_to_sender: applies only to routes with handler: "
+     "broadcast\n"},
+    {"{path: /a, handler: echo, max_rooms: 3, max_room_members: 4}",
+     "test.yaml:2:36: routes[0].max_rooms: applies only to routes with handler: "
+     "broadcast\n"
+     "test.yaml:2:50: routes[0].max_room_members: applies only to routes with handler: "
+     "broadcast\n"},
+    {"{path: /a, handler: plugin}",
+     "test.yaml:2:10: routes[0]: handler: plugin needs plugin (the shared object's "
+     "path)\n"},
+    {"{path: /a, handler: plugin, plugin: lib.so}",
+     "test.yaml:2:46: routes[0].plugin: invalid value \"lib.so\": must be an absolute "
+     "path to a shared object\n"},
+    {"{path: /a, handler: plugin, plugin: /x.so, options: {a: [1]}}",
+     "test.yaml:2:66: routes[0].options.a: expected a single value, not a list\n"},
+    {"{path: /a, handler: broadcast, room_from: path}",
+     "test.yaml:2:52: routes[0].room_from: path needs a path_prefix route, "
+     "not path\n"},
+    {"{path: /a, handler: broadcast, room_from: 'query='}",
+     "test.yaml:2:52: routes[0].room_from: invalid value \"query=\": expected route, "
+     "path "
+     "or query=NAME\n"},
+    {"{path: /a, handler: broadcast, room_from: cookie=x}",
+     "test.yaml:2:52: routes[0].room_from: invalid value \"cookie=x\": expected route, "
+     "path or query=NAME\n"},
+    {"{path: /a, handler: broadcast, max_room_members: 0}",
+     "test.yaml:2:59: routes[0].max_room_members: must be from 1 to 1000000\n"},
+    {"{path: /a, handler: broadcast, echo_to_sender: yes}",
+     "test.yaml:2:57: routes[0].echo_to_sender: invalid value \"yes\": expected true or "
+     "false\n"},
+};
+
+START_TEST(test_handler_keys_bad)
+{
+    char *doc = NULL;
+
+    ck_assert_int_ge(asprintf(&doc,
+                              "listeners: [{address: ':1'}]\n"
+                              "routes: [%s]\n",
+                              handler_key_cases[_i].route),
+                     0);
+    char *errors = load_bad(doc);
+    ck_assert_str_eq(errors, handler_key_cases[_i].want);
+    free(errors);
+    free(doc);
+}
+END_TEST
+
+START_TEST(test_handler_keys)
+{
+    struct cfg *cfg = load_ok(
+        "listeners: [{address: ':1'}]\n"
+        "routes:\n"
+        "  - {path: /p, handler: plugin, plugin: /opt/p.so, options: {a: '1', b: x}}\n"
+        "  - {path_prefix: /chat/, handler: broadcast}\n"
+        "  - {path: /q, handler: broadcast, room_from: query=room, echo_to_sender: "
+        "true,\n"
+        "     max_room_members: 5, max_rooms: 7}\n"
+        "  - {path: /one, handler: broadcast}\n");
+
+    const struct cfg_route *r = &cfg->routes[0];
+    ck_assert_str_eq(r->handler, "plugin");
+    ck_assert_str_eq(r->plugin, "/opt/p.so");
+    ck_assert_int_eq(r->plugin_mark.line, 3);
+    ck_assert_int_eq(r->plugin_mark.column, 41);
+    ck_assert_uint_eq(r->noptions, 2);
+    ck_assert_str_eq(r->options[0].name, "a");
+    ck_assert_str_eq(r->options[0].value, "1");
+    ck_assert_str_eq(r->options[1].name, "b");
+    ck_assert_str_eq(r->options[1].value, "x");
+    r = &cfg->routes[1];
+    ck_assert_int_eq(r->room_from, CFG_ROOM_PATH);
+    ck_assert(!r->echo_to_sender);
+    ck_assert_uint_eq(r->max_room_members, 10000);
+    ck_assert_uint_eq(r->max_rooms, 10000);
+    r = &cfg->routes[2];
+    ck_assert_int_eq(r->room_from, CFG_ROOM_QUERY);
+    ck_assert_str_eq(r->room_param, "room");
+    ck_assert(r->echo_to_sender);
+    ck_assert_uint_eq(r->max_room_members, 5);
+    ck_assert_uint_eq(r->max_rooms, 7);
+    ck_assert_int_eq(cfg->routes[3].room_from, CFG_ROOM_ROUTE);
+    cfg_free(cfg);
 }
 END_TEST
 
@@ -1474,6 +1582,8 @@ config_suite(void)
     tcase_add_loop_test(schema, test_upstream_keys_bad, 0, NELEMS(upstream_key_cases));
     tcase_add_test(schema, test_upstream_keys_on_handler);
     tcase_add_test(schema, test_endpoint_keys);
+    tcase_add_loop_test(schema, test_handler_keys_bad, 0, NELEMS(handler_key_cases));
+    tcase_add_test(schema, test_handler_keys);
     tcase_add_test(schema, test_load_default);
     tcase_add_loop_test(schema, test_secret_never_printed, 0, NELEMS(secret_docs));
     suite_add_tcase(s, schema);

@@ -80,7 +80,7 @@ setup_with(const char *max_conns, const char *timeout)
     struct gw_snapshot *snap = gw_snapshot_new(cfg, 1, NULL);
     ck_assert_ptr_nonnull(snap);
     gw_log_configure(cfg->log.level, cfg->log.format);
-    fx.ctx.wsnap = gw_wsnap_new(snap, fx.base, NULL);
+    fx.ctx.wsnap = gw_wsnap_new(snap, fx.base, NULL, NULL);
     ck_assert_ptr_nonnull(fx.ctx.wsnap);
     gw_snapshot_unref(snap);
 }

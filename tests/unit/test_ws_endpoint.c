@@ -25,7 +25,8 @@ static struct {
 } h;
 
 static void
-burst_on_message(struct gw_ws *ws, enum ws_opcode op, const uint8_t *data, size_t len)
+burst_on_message(void *instance, struct gw_ws *ws, enum ws_opcode op, const uint8_t *data,
+                 size_t len)
 {
     uint8_t *copy = malloc(h.copy_len);
     ck_assert_ptr_nonnull(copy);
@@ -39,13 +40,15 @@ burst_on_message(struct gw_ws *ws, enum ws_opcode op, const uint8_t *data, size_
 }
 
 static void
-burst_on_close(struct gw_ws *ws, uint16_t code, const uint8_t *reason, size_t len)
+burst_on_close(void *instance, struct gw_ws *ws, uint16_t code, const uint8_t *reason,
+               size_t len)
 {
     h.closes++;
     h.close_code = code;
 }
 
 static const struct gw_handler burst_handler = {
+    .abi = WSGATE_HANDLER_ABI,
     .name = "burst",
     .on_message = burst_on_message,
     .on_close = burst_on_close,
@@ -107,10 +110,15 @@ start(enum cfg_slow_reader policy, uint64_t max_send_queue)
         .conn_id = 1,
         .finished = on_finished,
     };
-    fx.ws = gw_ws_new(fx.pair[0], &burst_handler, &env, NULL);
+    fx.ws = gw_ws_new(fx.pair[0], &burst_handler, NULL, &env, NULL);
     ck_assert_ptr_nonnull(fx.ws);
     bufferevent_setcb(fx.pair[0], srv_read, srv_write, srv_event, NULL);
-    gw_ws_start(fx.ws);
+    struct gw_request req = {.route = "burst",
+                             .path = "/burst",
+                             .query = "",
+                             .host = "h",
+                             .peer = "127.0.0.1"};
+    gw_ws_start(fx.ws, &req);
     /* The peer does not read: what the endpoint sends stays queued. */
     bufferevent_disable(fx.pair[1], EV_READ);
     bufferevent_enable(fx.pair[1], EV_WRITE);
