@@ -10,6 +10,7 @@
 #include "auth/auth.h"
 #include "auth/auth_internal.h"
 #include "auth/jwt_verify.h"
+#include "gateway/http1_parse.h"
 
 /* Key files larger than this are not key files. */
 #define JWT_FILE_MAX (1024 * 1024)
@@ -145,19 +146,6 @@ jwt_create(const struct cfg_provider *cfg, struct event_base *base, void **state
     return 0;
 }
 
-/* True when s[0..n) can be a header value: visible ASCII, spaces and tabs
- * (UTF-8 bytes too), no control characters. */
-static bool
-jwt_value_ok(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return false;
-    }
-    return true;
-}
-
 /* Appends one claim value (string, number or boolean) to buf; false when it
  * has another type, does not fit or holds characters a header cannot. */
 static bool
@@ -182,7 +170,7 @@ jwt_append_scalar(json_t *v, char *buf, size_t cap, size_t *len)
     } else {
         return false;
     }
-    if (n >= cap - *len || !jwt_value_ok(p, n))
+    if (n >= cap - *len || !http1_value_ok(p, n))
         return false;
     memcpy(buf + *len, p, n);
     *len += n;

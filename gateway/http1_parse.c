@@ -446,3 +446,14 @@ http1_token_list_contains(const char *value, size_t len, const char *token)
             return true;
     return false;
 }
+
+bool
+http1_value_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}

@@ -84,4 +84,8 @@ bool http1_list_next(const char *value, size_t len, size_t *pos, const char **el
 /* Case-insensitive comparison of a view with a NUL-terminated string. */
 bool http1_str_ieq(const char *s, size_t len, const char *lit);
 
+/* True when s[0..n) may be written as a field value: no control character
+ * but HTAB (so never CR or LF), no DEL; other bytes (UTF-8) pass. */
+bool http1_value_ok(const char *s, size_t n);
+
 #endif

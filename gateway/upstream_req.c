@@ -122,18 +122,6 @@ is_tchar(unsigned char c)
            (c != '\0' && strchr(specials, c) != NULL);
 }
 
-/* A field value we may write: no control character but HTAB, so never CR/LF. */
-static bool
-value_ok(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return false;
-    }
-    return true;
-}
-
 /* An identity header's name: a token that is not one the gateway writes. */
 static bool
 identity_name_ok(const char *name)
@@ -538,7 +526,7 @@ params_ok(const struct upstream_req_params *p)
 {
     const char *host = p->host != NULL ? p->host : p->hs->host;
     size_t host_len = p->host != NULL ? strlen(p->host) : p->hs->host_len;
-    if (host == NULL || host_len == 0 || !value_ok(host, host_len))
+    if (host == NULL || host_len == 0 || !http1_value_ok(host, host_len))
         return false;
     if (p->upstream_path != NULL) {
         const unsigned char *u = (const unsigned char *)p->upstream_path;
@@ -550,7 +538,7 @@ params_ok(const struct upstream_req_params *p)
     }
     const char *plain[] = {p->client_ip, p->request_id};
     for (size_t i = 0; i < NELEM(plain); i++)
-        if (plain[i] != NULL && !value_ok(plain[i], strlen(plain[i])))
+        if (plain[i] != NULL && !http1_value_ok(plain[i], strlen(plain[i])))
             return false;
     if (p->client_ip != NULL && strchr(p->client_ip, ',') != NULL)
         return false;
@@ -559,7 +547,7 @@ params_ok(const struct upstream_req_params *p)
     for (size_t i = 0; i < p->nidentity; i++) {
         const struct upstream_header *h = &p->identity[i];
         if (h->name == NULL || !identity_name_ok(h->name) ||
-            (h->value != NULL && !value_ok(h->value, strlen(h->value))))
+            (h->value != NULL && !http1_value_ok(h->value, strlen(h->value))))
             return false;
     }
     return true;

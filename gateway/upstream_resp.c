@@ -208,18 +208,6 @@ upstream_resp_check(const struct http1_response *resp, const struct upstream_off
     return UPSTREAM_ACCEPTED;
 }
 
-/* A value we may write: no control character but HTAB, so never CR/LF. */
-static bool
-value_ok(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return false;
-    }
-    return true;
-}
-
 /* Appends s[0..n) to out[0..cap) at *len; false when it does not fit. */
 static bool
 append(char *out, size_t cap, size_t *len, const char *s, size_t n)
@@ -254,12 +242,12 @@ upstream_resp_client_101(const char *key, size_t key_len,
     /* A choice's views come from a parsed head; checked anyway, as whatever
      * is written here reaches the client verbatim. */
     if (choice->protocol != NULL && choice->protocol_len > 0 &&
-        (!value_ok(choice->protocol, choice->protocol_len) ||
+        (!http1_value_ok(choice->protocol, choice->protocol_len) ||
          !append_line(out, cap, &len, "Sec-WebSocket-Protocol", choice->protocol,
                       choice->protocol_len)))
         return -1;
     if (choice->extensions != NULL && choice->extensions_len > 0 &&
-        (!value_ok(choice->extensions, choice->extensions_len) ||
+        (!http1_value_ok(choice->extensions, choice->extensions_len) ||
          !append_line(out, cap, &len, "Sec-WebSocket-Extensions", choice->extensions,
                       choice->extensions_len)))
         return -1;

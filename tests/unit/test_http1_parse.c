@@ -430,6 +430,20 @@ START_TEST(test_last_len_beyond)
 }
 END_TEST
 
+/* Values the gateway may write into a header: never CR, LF, NUL or DEL. */
+START_TEST(test_value_ok)
+{
+    ck_assert(http1_value_ok("", 0));
+    ck_assert(http1_value_ok("admin, dev\tops", 14));
+    ck_assert(http1_value_ok("caf\xc3\xa9", 5));
+    ck_assert(!http1_value_ok("a\r\nX-Evil: 1", 13));
+    ck_assert(!http1_value_ok("a\nb", 3));
+    ck_assert(!http1_value_ok("a\0b", 3));
+    ck_assert(!http1_value_ok("a\x7f", 2));
+    ck_assert(!http1_value_ok("\x01", 1));
+}
+END_TEST
+
 START_TEST(test_find_header)
 {
     static const char in[] = RL "Host: a\r\nUPGRADE: websocket\r\nX-Dup: 1\r\n"
@@ -665,6 +679,7 @@ http1_parse_suite(void)
 
     tc = tcase_create("helpers");
     tcase_add_test(tc, test_find_header);
+    tcase_add_test(tc, test_value_ok);
     tcase_add_loop_test(tc, test_str_ieq, 0, NELEM(ieq_cases));
     tcase_add_loop_test(tc, test_token_list, 0, NELEM(token_cases));
     tcase_add_loop_test(tc, test_list_next, 0, NELEM(list_cases));
