@@ -459,7 +459,9 @@ upgrade(struct gw_conn *c)
     struct gw_request req;
     struct gw_kv kv[HTTP1_MAX_HEADERS];
     char *block = handler_request(c, &req, kv);
-    if (block == NULL ||
+    /* The expiry timer before the endpoint: a handler whose on_open never
+     * ran must not get an on_close either. */
+    if (block == NULL || arm_expiry(c) != 0 ||
         (c->ws = gw_ws_new(c->bev, h, instance, &env, c->ident.subject)) == NULL) {
         free(block);
         conn_close(c); /* the 101 is queued: no HTTP answer is possible now */
@@ -474,11 +476,6 @@ upgrade(struct gw_conn *c)
     event_free(c->timer);
     c->timer = NULL;
     c->state = GW_CONN_WS;
-    if (arm_expiry(c) != 0) {
-        free(block);
-        conn_close(c);
-        return;
-    }
     gw_ws_start(c->ws, &req);
     free(block);
     hs_free(c);
@@ -571,8 +568,13 @@ start_tunnel(struct gw_conn *c, const struct gw_up_result *res)
         .owner = c,
     };
     c->upstream = res->upstream;
-    if (bufferevent_write(c->bev, res->response, res->response_len) != 0 ||
-        (c->tunnel = gw_tunnel_new(c->bev, res->bev, &env)) == NULL) {
+    if (bufferevent_write(c->bev, res->response, res->response_len) != 0) {
+        bufferevent_free(res->bev); /* the tunnel would have owned it */
+        gw_up_route_conn_end(gw_wsnap_up(c->wsnap, c->route), res->upstream);
+        conn_close(c);
+        return;
+    }
+    if ((c->tunnel = gw_tunnel_new(c->bev, res->bev, &env)) == NULL) {
         gw_up_route_conn_end(gw_wsnap_up(c->wsnap, c->route), res->upstream);
         conn_close(c);
         return;

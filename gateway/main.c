@@ -187,15 +187,19 @@ reload(struct gw_main *m)
     }
     if (cfg->nlisteners != m->nlisteners || worker_count(cfg) != m->nworkers)
         GW_LOG_WARN("reload", "note=\"listeners and workers change only on restart\"");
-    gw_log_configure(cfg->log.level, cfg->log.format);
+    /* The snapshot first (it loads handler plugins and checks their
+     * options): a rejected reload changes nothing, not even logging. */
     struct gw_err err;
-    struct gw_snapshot *snap = gw_snapshot_new(cfg, ++m->generation, &err);
+    struct gw_snapshot *snap = gw_snapshot_new(cfg, m->generation + 1, &err);
     if (snap == NULL) {
         char q[1024];
         GW_LOG_ERROR("reload_failed", "error=\"%s\"",
                      gw_log_quote(q, sizeof(q), err.msg, strlen(err.msg)));
+        GW_LOG_WARN("reload", "result=rejected keeping=%u", m->generation);
         return;
     }
+    m->generation++;
+    gw_log_configure(cfg->log.level, cfg->log.format);
     for (unsigned w = 0; w < m->nworkers; w++)
         gw_worker_post_reload(&m->workers[w], snap);
     gw_snapshot_unref(m->snap);

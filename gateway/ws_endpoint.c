@@ -287,6 +287,10 @@ gw_ws_send(struct gw_ws *ws, enum ws_opcode opcode, const void *data, size_t len
         }
         rc = send_frame(ws, WS_RSV1, (uint8_t)opcode, z, zlen);
         free(z);
+        /* The compressor has moved on: the peer's inflater cannot follow
+         * a stream with a message missing. */
+        if (rc != 0)
+            gw_ws_close(ws, WS_CLOSE_INTERNAL, "out of memory");
     } else {
         rc = send_frame(ws, 0, (uint8_t)opcode, data, len);
     }
