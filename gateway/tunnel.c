@@ -3,7 +3,9 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <errno.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,34 +14,136 @@
 #include "gateway/log.h"
 #include "gateway/ws_frame.h"
 
+/* Bytes read in one go, and room in front of them for a frame header that
+ * straddled the previous read. One buffer per worker thread: a read is
+ * written out (or queued) before the next read, so nothing idle holds it. */
+#define TUN_READ_MAX (256 * 1024)
+#define TUN_HOLD WS_FRAME_MAX_HEADER
+static _Thread_local uint8_t scratch[TUN_HOLD + TUN_READ_MAX];
+
+/* What a read or a pump ended with. */
+enum tun_io {
+    TUN_WAIT = 1, /* nothing more for now */
+    TUN_EOF,      /* the source is at end of file */
+    TUN_ERROR,    /* the source failed */
+    TUN_FAILED,   /* the destination failed */
+};
+
+/* One connection. A plain socket is read and written directly, the way
+ * nginx relays: what is read goes straight to the other socket and only
+ * what that socket does not take is queued (in the bufferevent's output,
+ * which owns the descriptor and stays disabled); write interest is armed
+ * only then. TLS and socketless (pair) bufferevents are driven through
+ * their bufferevent. */
+struct tun_side {
+    struct bufferevent *bev;
+    evutil_socket_t fd;    /* >= 0: direct I/O on the socket */
+    struct event *rd, *wr; /* direct only */
+};
+
 /* One direction of the relay: frames read from `from` go to `to`. The frame
  * headers are parsed (never the payloads, which stay masked), so the tunnel
  * knows where each frame and message ends. */
 struct tun_dir {
-    struct bufferevent *from, *to;
+    struct tun_side *from, *to;
     struct ws_frame_rules rules;
-    bool to_upstream;   /* the upstream is `to`: injected frames are masked */
-    uint64_t remaining; /* payload bytes of the current frame still to move */
-    uint64_t msg_len;   /* data bytes of the current message so far */
-    bool closed_frame;  /* a close frame went through */
-    bool injected;      /* our own close went into this stream */
-    bool eof;           /* `from` is at EOF */
-    bool shut;          /* `to` got its write side shut */
+    bool to_upstream;       /* the upstream is `to`: injected frames are masked */
+    uint64_t remaining;     /* payload bytes of the current frame still to move */
+    uint64_t msg_len;       /* data bytes of the current message so far */
+    uint8_t hold[TUN_HOLD]; /* a frame header's first bytes, not yet sent */
+    uint8_t hold_len;
+    bool closed_frame; /* a close frame went through */
+    bool injected;     /* our own close went into this stream */
+    bool eof;          /* `from` is at EOF */
+    bool shut;         /* `to` got its write side shut */
+    bool paused;       /* `from` not read: `to` has a full queue */
     uint64_t msgs, bytes;
 };
 
 struct gw_tunnel {
+    struct tun_side client, upstream;
     struct tun_dir up;   /* client to upstream */
     struct tun_dir down; /* upstream to client */
     struct gw_tunnel_env env;
     uint16_t closing; /* code we are closing both sides with, or 0 */
     const char *why;
     bool done;
-    struct event *timer; /* idle checks, then the close deadline */
-    struct timeval last; /* last time a byte moved */
+    struct tun_dir *scanning; /* the direction whose read is being relayed */
+    struct event *timer;      /* idle checks, then the close deadline */
+    struct timeval last;      /* last time a byte moved */
 };
 
-static void pump(struct gw_tunnel *t, struct tun_dir *d);
+static void run(struct gw_tunnel *t, struct tun_dir *d);
+
+static struct evbuffer *
+side_out(const struct tun_side *s)
+{
+    return bufferevent_get_output(s->bev);
+}
+
+static bool
+flushed(const struct tun_dir *d)
+{
+    return evbuffer_get_length(side_out(d->to)) == 0;
+}
+
+/* Reads at most cap bytes: what the bufferevent already holds first. */
+static ssize_t
+side_read(struct tun_side *s, uint8_t *buf, size_t cap, int *io)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    if (evbuffer_get_length(in) > 0 || s->fd < 0) {
+        int n = evbuffer_remove(in, buf, cap);
+        *io = TUN_WAIT; /* a bufferevent reports EOF through its event */
+        return n > 0 ? n : 0;
+    }
+    ssize_t n = recv(s->fd, buf, cap, 0);
+    if (n > 0)
+        return n;
+    *io = n == 0                                                      ? TUN_EOF
+          : errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? TUN_WAIT
+                                                                      : TUN_ERROR;
+    return 0;
+}
+
+/* Sends bytes on, queueing what the socket does not take now. Returns 0,
+ * or -1 when the destination failed. */
+static int
+side_send(struct tun_side *s, const uint8_t *p, size_t n)
+{
+    if (s->fd < 0)
+        return bufferevent_write(s->bev, p, n);
+    struct evbuffer *out = side_out(s);
+    if (evbuffer_get_length(out) == 0) {
+        ssize_t w = send(s->fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -1;
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+        }
+        if (n == 0)
+            return 0;
+    }
+    if (evbuffer_add(out, p, n) != 0)
+        return -1;
+    return event_add(s->wr, NULL);
+}
+
+static void
+side_read_enable(struct tun_side *s, bool on)
+{
+    if (s->fd < 0) {
+        if (on)
+            bufferevent_enable(s->bev, EV_READ);
+        else
+            bufferevent_disable(s->bev, EV_READ);
+    } else if (on) {
+        event_add(s->rd, NULL);
+    } else {
+        event_del(s->rd);
+    }
+}
 
 static void
 finish(struct gw_tunnel *t)
@@ -47,8 +151,8 @@ finish(struct gw_tunnel *t)
     if (t->done)
         return;
     t->done = true;
-    bufferevent_disable(t->up.from, EV_READ);
-    bufferevent_disable(t->down.from, EV_READ);
+    side_read_enable(&t->client, false);
+    side_read_enable(&t->upstream, false);
     t->env.finished(t->env.owner);
 }
 
@@ -57,48 +161,6 @@ arm(struct gw_tunnel *t, uint64_t ms)
 {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     event_add(t->timer, &tv);
-}
-
-/* Writes our close frame into d's stream; masked towards the upstream, as
- * a client must. */
-static void
-inject_close(struct tun_dir *d, uint16_t code, const char *why)
-{
-    uint8_t payload[WS_CONTROL_MAX], hdr[WS_FRAME_MAX_HEADER], mask[4] = {0};
-    size_t n = ws_close_build(payload, code, why);
-    if (d->to_upstream)
-        RAND_bytes(mask, sizeof(mask));
-    size_t hl = ws_frame_encode_header(hdr, true, 0, WS_OP_CLOSE,
-                                       d->to_upstream ? mask : NULL, n);
-    if (d->to_upstream)
-        ws_frame_mask(payload, n, mask, 0);
-    struct evbuffer *out = bufferevent_get_output(d->to);
-    evbuffer_add(out, hdr, hl);
-    evbuffer_add(out, payload, n);
-    d->injected = true;
-    bufferevent_enable(d->to, EV_WRITE);
-}
-
-/* Ends the relay with `code` to both sides, each at its next frame
- * boundary; then both connections close once flushed. */
-static void
-close_both(struct gw_tunnel *t, uint16_t code, const char *why)
-{
-    if (t->closing != 0)
-        return;
-    GW_LOG_INFO("tunnel_close", "route=%s code=%u reason=\"%s\"", t->env.route, code,
-                why);
-    t->closing = code;
-    t->why = why;
-    arm(t, t->env.close_timeout_ms);
-    pump(t, &t->up);
-    pump(t, &t->down);
-}
-
-static bool
-flushed(const struct tun_dir *d)
-{
-    return evbuffer_get_length(bufferevent_get_output(d->to)) == 0;
 }
 
 /* After our closes: finish once both went out. */
@@ -110,80 +172,146 @@ check_closed(struct gw_tunnel *t)
         finish(t);
 }
 
-/* At a frame boundary: parses the next header in d's input and moves it.
- * Returns 1 to go on, 0 to wait for more bytes, -1 when the relay ends. */
-static int
-next_frame(struct gw_tunnel *t, struct tun_dir *d, struct evbuffer *in,
-           struct evbuffer *out)
+/* Writes our close frame into d's stream, which is at a frame boundary;
+ * masked towards the upstream, as a client must. */
+static void
+inject_close(struct gw_tunnel *t, struct tun_dir *d)
 {
-    uint8_t hb[WS_FRAME_MAX_HEADER];
-    size_t n = evbuffer_copyout(in, hb, sizeof(hb));
-    struct ws_frame_header h;
-    uint16_t code = 0;
-    int hl = n < 2 ? -2 : ws_frame_parse_header(hb, n, &d->rules, &h, &code);
-    if (hl == -2)
-        return 0;
-    if (hl < 0) {
-        close_both(t, code,
-                   d->to_upstream ? "client broke the protocol"
-                                  : "upstream broke the protocol");
-        return -1;
-    }
-    if (!ws_opcode_is_control(h.opcode)) {
-        uint64_t base = h.opcode == WS_OP_CONTINUATION ? d->msg_len : 0;
-        if (h.payload_len > t->env.max_message_size - base) {
-            close_both(t, WS_CLOSE_TOO_BIG, "message too big");
-            return -1;
-        }
-        d->msg_len = base + h.payload_len;
-        if (h.fin) {
-            d->msgs++;
-            d->msg_len = 0;
-        }
-    } else if (h.opcode == WS_OP_CLOSE) {
-        d->closed_frame = true;
-    }
-    evbuffer_remove_buffer(in, out, (size_t)hl);
-    d->remaining = h.payload_len;
-    return 1;
+    uint8_t frame[WS_FRAME_MAX_HEADER + WS_CONTROL_MAX], payload[WS_CONTROL_MAX];
+    uint8_t mask[4] = {0};
+    size_t n = ws_close_build(payload, t->closing, t->why);
+    if (d->to_upstream)
+        RAND_bytes(mask, sizeof(mask));
+    size_t hl = ws_frame_encode_header(frame, true, 0, WS_OP_CLOSE,
+                                       d->to_upstream ? mask : NULL, n);
+    if (d->to_upstream)
+        ws_frame_mask(payload, n, mask, 0);
+    memcpy(frame + hl, payload, n);
+    d->injected = true;
+    d->hold_len = 0; /* the start of a frame that is dropped */
+    if (side_send(d->to, frame, hl + n) != 0)
+        finish(t);
 }
 
-/* Moves what d's input holds to its output, frame by frame, until the
- * input is empty or the output is full. */
+/* Ends the relay with `code` to both sides, each at its next frame
+ * boundary; then both connections close once flushed. A direction at a
+ * boundary gets the close now, unless its read is being relayed: that one
+ * sends what it read first. */
 static void
-pump(struct gw_tunnel *t, struct tun_dir *d)
+close_both(struct gw_tunnel *t, uint16_t code, const char *why)
 {
-    struct evbuffer *in = bufferevent_get_input(d->from);
-    struct evbuffer *out = bufferevent_get_output(d->to);
-    while (!t->done) {
-        if (d->remaining == 0 && t->closing != 0) {
-            /* At a boundary: our close goes in, the rest is dropped. */
-            if (!d->injected)
-                inject_close(d, t->closing, t->why);
-            evbuffer_drain(in, evbuffer_get_length(in));
-            check_closed(t);
-            return;
-        }
-        if (evbuffer_get_length(out) >= t->env.buffer) {
-            /* Backpressure: read again once `to` has taken half. */
-            bufferevent_disable(d->from, EV_READ);
-            bufferevent_setwatermark(d->to, EV_WRITE, t->env.buffer / 2, 0);
-            return;
-        }
-        size_t avail = evbuffer_get_length(in);
-        if (avail == 0)
-            return;
+    if (t->closing != 0)
+        return;
+    GW_LOG_INFO("tunnel_close", "route=%s code=%u reason=\"%s\"", t->env.route, code,
+                why);
+    t->closing = code;
+    t->why = why;
+    arm(t, t->env.close_timeout_ms);
+    struct tun_dir *dirs[2] = {&t->up, &t->down};
+    for (size_t i = 0; i < 2 && !t->done; i++)
+        if (dirs[i] != t->scanning && dirs[i]->remaining == 0 && !dirs[i]->injected)
+            inject_close(t, dirs[i]);
+    if (!t->done)
+        check_closed(t);
+}
+
+/* Walks the frames in p[0..len) from d's current position. Returns how
+ * many bytes are relayed: all, or up to a boundary where the relay closes
+ * (a broken or oversized frame, or a close asked for); a header cut short
+ * at the end is kept in d->hold. */
+static size_t
+scan(struct gw_tunnel *t, struct tun_dir *d, const uint8_t *p, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
         if (d->remaining > 0) {
-            size_t n = avail < d->remaining ? avail : (size_t)d->remaining;
-            evbuffer_remove_buffer(in, out, n);
-            d->remaining -= n;
-            d->bytes += n;
-            event_base_gettimeofday_cached(bufferevent_get_base(d->from), &t->last);
+            uint64_t k = len - off < d->remaining ? len - off : d->remaining;
+            off += (size_t)k;
+            d->remaining -= k;
             continue;
         }
-        if (next_frame(t, d, in, out) <= 0)
-            return;
+        if (t->closing != 0)
+            return off;
+        struct ws_frame_header h;
+        uint16_t code = 0;
+        int hl = ws_frame_parse_header(p + off, len - off, &d->rules, &h, &code);
+        if (hl == -2) {
+            d->hold_len = (uint8_t)(len - off);
+            memcpy(d->hold, p + off, d->hold_len);
+            return off;
+        }
+        if (hl < 0) {
+            close_both(t, code,
+                       d->to_upstream ? "client broke the protocol"
+                                      : "upstream broke the protocol");
+            return off;
+        }
+        if (!ws_opcode_is_control(h.opcode)) {
+            uint64_t base = h.opcode == WS_OP_CONTINUATION ? d->msg_len : 0;
+            if (h.payload_len > t->env.max_message_size - base) {
+                close_both(t, WS_CLOSE_TOO_BIG, "message too big");
+                return off;
+            }
+            d->msg_len = base + h.payload_len;
+            if (h.fin) {
+                d->msgs++;
+                d->msg_len = 0;
+            }
+        } else if (h.opcode == WS_OP_CLOSE) {
+            d->closed_frame = true;
+        }
+        off += (size_t)hl;
+        d->remaining = h.payload_len;
     }
+    return off;
+}
+
+/* Relays what d's source has, until it has no more, `to` has a full queue,
+ * or the relay ends. Once closing, d's close goes in at its boundary and
+ * what the source sends after it is read and dropped. */
+static int
+pump(struct gw_tunnel *t, struct tun_dir *d)
+{
+    int io = TUN_WAIT;
+    while (!t->done) {
+        bool drop = t->closing != 0 && d->remaining == 0;
+        if (drop && !d->injected) {
+            inject_close(t, d);
+            check_closed(t);
+            continue;
+        }
+        size_t queued = evbuffer_get_length(side_out(d->to));
+        if (!drop && queued >= t->env.buffer) {
+            /* Backpressure: read again once `to` has taken half. */
+            d->paused = true;
+            side_read_enable(d->from, false);
+            if (d->to->fd < 0)
+                bufferevent_setwatermark(d->to->bev, EV_WRITE, t->env.buffer / 2, 0);
+            return TUN_WAIT;
+        }
+        size_t cap = drop ? TUN_READ_MAX : t->env.buffer - queued;
+        if (cap > TUN_READ_MAX)
+            cap = TUN_READ_MAX;
+        ssize_t n = side_read(d->from, scratch + TUN_HOLD, cap, &io);
+        if (n == 0)
+            return io;
+        if (drop)
+            continue;
+        uint8_t *p = scratch + TUN_HOLD - d->hold_len;
+        memcpy(p, d->hold, d->hold_len);
+        size_t len = (size_t)n + d->hold_len;
+        d->hold_len = 0;
+        t->scanning = d;
+        size_t fwd = scan(t, d, p, len);
+        t->scanning = NULL;
+        if (fwd == 0)
+            continue;
+        d->bytes += fwd;
+        event_base_gettimeofday_cached(bufferevent_get_base(d->from->bev), &t->last);
+        if (side_send(d->to, p, fwd) != 0)
+            return TUN_FAILED;
+    }
+    return TUN_WAIT;
 }
 
 /* `from` hit EOF: pass the half-close on once its bytes are out. */
@@ -192,7 +320,7 @@ pass_eof(struct gw_tunnel *t, struct tun_dir *d)
 {
     if (!d->eof || d->shut || !flushed(d))
         return;
-    evutil_socket_t fd = bufferevent_getfd(d->to);
+    evutil_socket_t fd = bufferevent_getfd(d->to->bev);
     struct tun_dir *other = d == &t->up ? &t->down : &t->up;
     /* Over TLS a raw shutdown would cut the record stream: end both. */
     if (other->eof || d->closed_frame || fd < 0 || shutdown(fd, SHUT_WR) != 0) {
@@ -202,33 +330,147 @@ pass_eof(struct gw_tunnel *t, struct tun_dir *d)
     d->shut = true;
 }
 
+/* `to` took bytes: resume a paused source below half the cap. */
 static void
 drained(struct gw_tunnel *t, struct tun_dir *d)
 {
     if (t->done)
         return;
-    if (!d->eof && t->closing == 0 && !(bufferevent_get_enabled(d->from) & EV_READ) &&
-        evbuffer_get_length(bufferevent_get_output(d->to)) <= t->env.buffer / 2) {
-        bufferevent_setwatermark(d->to, EV_WRITE, 0, 0);
-        bufferevent_enable(d->from, EV_READ);
-        pump(t, d);
+    if (d->paused && !d->eof &&
+        evbuffer_get_length(side_out(d->to)) <= t->env.buffer / 2) {
+        d->paused = false;
+        if (d->to->fd < 0)
+            bufferevent_setwatermark(d->to->bev, EV_WRITE, 0, 0);
+        side_read_enable(d->from, true);
+        run(t, d);
+        if (t->done)
+            return;
     }
     check_closed(t);
-    pass_eof(t, d);
+    if (!t->done)
+        pass_eof(t, d);
+}
+
+/* The upstream vanished without a close frame: the client is told so with
+ * 1014 (bad gateway) at the next frame boundary, instead of a bare reset. */
+static void
+upstream_gone(struct gw_tunnel *t)
+{
+    struct tun_dir *d = &t->down;
+    d->eof = true;
+    pump(t, d);
+    if (t->done)
+        return;
+    if (d->closed_frame || d->remaining != 0 || t->closing != 0) {
+        finish(t);
+        return;
+    }
+    GW_LOG_INFO("tunnel_close", "route=%s code=%u reason=\"upstream went away\"",
+                t->env.route, WS_CLOSE_BAD_GATEWAY);
+    t->closing = WS_CLOSE_BAD_GATEWAY;
+    t->why = "upstream went away";
+    t->up.injected = true; /* nothing more goes to a dead upstream */
+    arm(t, t->env.close_timeout_ms);
+    inject_close(t, d);
+    if (!t->done)
+        check_closed(t);
+}
+
+/* Something happened to d's source: EOF, or an error on either side. */
+static void
+on_event(struct gw_tunnel *t, struct tun_dir *d, short events)
+{
+    if (t->done)
+        return;
+    if (d == &t->down && !d->closed_frame && t->closing == 0) {
+        upstream_gone(t);
+        return;
+    }
+    if ((events & BEV_EVENT_EOF) && (events & BEV_EVENT_READING)) {
+        d->eof = true;
+        pump(t, d);
+        if (!t->done)
+            pass_eof(t, d);
+        return;
+    }
+    finish(t); /* an error on either connection ends both */
+}
+
+/* Pumps d and acts on how that ended. */
+static void
+run(struct gw_tunnel *t, struct tun_dir *d)
+{
+    switch (pump(t, d)) {
+    case TUN_EOF:
+        if (d->eof) /* already known: what was left is relayed */
+            return;
+        on_event(t, d, BEV_EVENT_EOF | BEV_EVENT_READING);
+        return;
+    case TUN_ERROR:
+        on_event(t, d, BEV_EVENT_ERROR | BEV_EVENT_READING);
+        return;
+    case TUN_FAILED:
+        /* The destination is the source of the other direction. */
+        on_event(t, d == &t->up ? &t->down : &t->up, BEV_EVENT_ERROR | BEV_EVENT_WRITING);
+        return;
+    default:
+        return;
+    }
+}
+
+/* A direct socket can take more: write what is queued for it. */
+static void
+flush_side(struct gw_tunnel *t, struct tun_side *s, struct tun_dir *d)
+{
+    struct evbuffer *out = side_out(s);
+    while (evbuffer_get_length(out) > 0) {
+        int w = evbuffer_write(out, s->fd);
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            break;
+        if (w <= 0) {
+            event_del(s->wr);
+            on_event(t, d == &t->up ? &t->down : &t->up,
+                     BEV_EVENT_ERROR | BEV_EVENT_WRITING);
+            return;
+        }
+    }
+    if (evbuffer_get_length(out) == 0)
+        event_del(s->wr);
+    drained(t, d);
+}
+
+static void
+client_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_tunnel *t = arg;
+    if (what & EV_READ)
+        run(t, &t->up);
+    else
+        flush_side(t, &t->client, &t->down);
+}
+
+static void
+upstream_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_tunnel *t = arg;
+    if (what & EV_READ)
+        run(t, &t->down);
+    else
+        flush_side(t, &t->upstream, &t->up);
 }
 
 static void
 client_read_cb(struct bufferevent *bev, void *arg)
 {
     struct gw_tunnel *t = arg;
-    pump(t, &t->up);
+    run(t, &t->up);
 }
 
 static void
 upstream_read_cb(struct bufferevent *bev, void *arg)
 {
     struct gw_tunnel *t = arg;
-    pump(t, &t->down);
+    run(t, &t->down);
 }
 
 static void
@@ -243,47 +485,6 @@ upstream_write_cb(struct bufferevent *bev, void *arg)
 {
     struct gw_tunnel *t = arg;
     drained(t, &t->up);
-}
-
-/* The upstream vanished without a close frame: the client is told so with
- * 1014 (bad gateway) at the next frame boundary, instead of a bare reset. */
-static void
-upstream_gone(struct gw_tunnel *t)
-{
-    struct tun_dir *d = &t->down;
-    d->eof = true;
-    pump(t, d);
-    if (d->closed_frame || d->remaining != 0 || t->closing != 0) {
-        finish(t);
-        return;
-    }
-    GW_LOG_INFO("tunnel_close", "route=%s code=%u reason=\"upstream went away\"",
-                t->env.route, WS_CLOSE_BAD_GATEWAY);
-    t->closing = WS_CLOSE_BAD_GATEWAY;
-    t->why = "upstream went away";
-    t->up.injected = true; /* nothing more goes to a dead upstream */
-    inject_close(d, t->closing, t->why);
-    arm(t, t->env.close_timeout_ms);
-    pump(t, &t->up); /* drops what the client still sends */
-    check_closed(t);
-}
-
-static void
-on_event(struct gw_tunnel *t, struct tun_dir *d, short events)
-{
-    if (t->done)
-        return;
-    if (d == &t->down && !d->closed_frame && t->closing == 0) {
-        upstream_gone(t);
-        return;
-    }
-    if ((events & BEV_EVENT_EOF) && (events & BEV_EVENT_READING)) {
-        d->eof = true;
-        pump(t, d);
-        pass_eof(t, d);
-        return;
-    }
-    finish(t); /* an error on either connection ends both */
 }
 
 static void
@@ -309,7 +510,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     struct timeval now, idle;
-    event_base_gettimeofday_cached(bufferevent_get_base(t->up.from), &now);
+    event_base_gettimeofday_cached(bufferevent_get_base(t->client.bev), &now);
     timersub(&now, &t->last, &idle);
     uint64_t ms = (uint64_t)idle.tv_sec * 1000 + (uint64_t)idle.tv_usec / 1000;
     if (ms >= t->env.idle_timeout_ms) {
@@ -317,6 +518,54 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     arm(t, t->env.idle_timeout_ms - ms);
+}
+
+/* Direct I/O for a plain socket; a TLS or socketless bufferevent keeps its
+ * own. Returns -1 when out of memory. */
+static int
+side_init(struct gw_tunnel *t, struct tun_side *s, struct bufferevent *bev,
+          event_callback_fn io_cb, bufferevent_data_cb read_cb,
+          bufferevent_data_cb write_cb, bufferevent_event_cb event_cb)
+{
+    s->bev = bev;
+    s->fd = bufferevent_openssl_get_ssl(bev) == NULL ? bufferevent_getfd(bev) : -1;
+    if (s->fd < 0) {
+        bufferevent_setcb(bev, read_cb, write_cb, event_cb, t);
+        return 0;
+    }
+    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    s->rd = event_new(bufferevent_get_base(bev), s->fd, EV_READ | EV_PERSIST, io_cb, t);
+    s->wr = event_new(bufferevent_get_base(bev), s->fd, EV_WRITE | EV_PERSIST, io_cb, t);
+    return s->rd != NULL && s->wr != NULL ? 0 : -1;
+}
+
+static void
+side_free(struct tun_side *s)
+{
+    if (s->rd != NULL)
+        event_free(s->rd);
+    if (s->wr != NULL)
+        event_free(s->wr);
+    s->rd = s->wr = NULL;
+}
+
+static void
+side_start(struct gw_tunnel *t, struct tun_side *s, struct tun_dir *to_s)
+{
+    bufferevent_set_timeouts(s->bev, NULL, NULL);
+    bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
+    bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+    if (s->fd < 0) {
+        bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+        return;
+    }
+    /* The bufferevent keeps the descriptor and the queue, nothing else;
+     * it froze the queue's start so that only it drains it: now we do. */
+    bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+    evbuffer_unfreeze(side_out(s), 1);
+    event_add(s->rd, NULL);
+    if (evbuffer_get_length(side_out(s)) > 0)
+        flush_side(t, s, to_s); /* the 101, queued before the tunnel */
 }
 
 struct gw_tunnel *
@@ -331,33 +580,39 @@ gw_tunnel_new(struct bufferevent *client, struct bufferevent *upstream,
         return NULL;
     }
     t->env = *env;
-    t->up = (struct tun_dir){.from = client,
-                             .to = upstream,
+    if (side_init(t, &t->client, client, client_io_cb, client_read_cb, client_write_cb,
+                  client_event_cb) != 0 ||
+        side_init(t, &t->upstream, upstream, upstream_io_cb, upstream_read_cb,
+                  upstream_write_cb, upstream_event_cb) != 0) {
+        side_free(&t->client);
+        side_free(&t->upstream);
+        event_free(t->timer);
+        free(t);
+        bufferevent_free(upstream);
+        return NULL;
+    }
+    t->up = (struct tun_dir){.from = &t->client,
+                             .to = &t->upstream,
                              .to_upstream = true,
                              .rules = {.allowed_rsv = 0x7, .require_masked = true}};
-    t->down = (struct tun_dir){.from = upstream,
-                               .to = client,
+    t->down = (struct tun_dir){.from = &t->upstream,
+                               .to = &t->client,
                                .rules = {.allowed_rsv = 0x7, .forbid_masked = true}};
-    bufferevent_setcb(client, client_read_cb, client_write_cb, client_event_cb, t);
-    bufferevent_setcb(upstream, upstream_read_cb, upstream_write_cb, upstream_event_cb,
-                      t);
     return t;
 }
 
 void
 gw_tunnel_start(struct gw_tunnel *t)
 {
-    struct bufferevent *bevs[2] = {t->up.from, t->down.from};
-    for (size_t i = 0; i < 2; i++) {
-        bufferevent_set_timeouts(bevs[i], NULL, NULL);
-        bufferevent_setwatermark(bevs[i], EV_READ, 0, 0);
-        bufferevent_setwatermark(bevs[i], EV_WRITE, 0, 0);
-        bufferevent_enable(bevs[i], EV_READ | EV_WRITE);
-    }
-    event_base_gettimeofday_cached(bufferevent_get_base(t->up.from), &t->last);
+    event_base_gettimeofday_cached(bufferevent_get_base(t->client.bev), &t->last);
     arm(t, t->env.idle_timeout_ms);
-    pump(t, &t->down);
-    pump(t, &t->up);
+    side_start(t, &t->client, &t->down);
+    if (!t->done)
+        side_start(t, &t->upstream, &t->up);
+    if (!t->done)
+        run(t, &t->down);
+    if (!t->done)
+        run(t, &t->up);
 }
 
 void
@@ -384,6 +639,8 @@ gw_tunnel_free(struct gw_tunnel *t)
                  (unsigned long long)t->down.msgs, (unsigned long long)t->up.bytes,
                  (unsigned long long)t->down.bytes);
     event_free(t->timer);
-    bufferevent_free(t->down.from);
+    side_free(&t->client);
+    side_free(&t->upstream);
+    bufferevent_free(t->upstream.bev);
     free(t);
 }
