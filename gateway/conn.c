@@ -362,13 +362,17 @@ arm_expiry(struct gw_conn *c)
 {
     if (c->ident.expires_at <= 0 || !c->route->close_on_expiry)
         return 0;
+    /* A timer counts from the loop's cached time, which lags the clock by
+     * however long this iteration has run: refreshed, so that the close
+     * never comes before exp. */
+    event_base_update_cache_time(c->ctx->base);
     struct timeval now;
     evutil_gettimeofday(&now, NULL);
-    long long ms = c->ident.expires_at * 1000LL -
-                   ((long long)now.tv_sec * 1000LL + now.tv_usec / 1000);
-    if (ms < 0)
-        ms = 0;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    long long us = c->ident.expires_at * 1000000LL -
+                   ((long long)now.tv_sec * 1000000LL + now.tv_usec);
+    if (us < 0)
+        us = 0;
+    struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
     if ((c->expiry = event_new(c->ctx->base, -1, 0, expiry_cb, c)) == NULL)
         return -1;
     return event_add(c->expiry, &tv);
@@ -1051,7 +1055,9 @@ gw_conn_accept(struct gw_ctx *ctx, struct bufferevent *bev, const struct sockadd
     }
     /* Bound what a client can make us hold before its head is complete. */
     bufferevent_setwatermark(bev, EV_READ, 0, (size_t)lim->max_request_head);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    /* Write interest comes with the answer (enter_closing, the endpoint,
+     * the tunnel): armed now, it would only report an empty queue. */
+    bufferevent_enable(bev, EV_READ);
     arm_timer(c, lim->handshake_timeout_ms);
     return 0;
 }

@@ -39,6 +39,7 @@ struct tun_side {
     struct bufferevent *bev;
     evutil_socket_t fd;    /* >= 0: direct I/O on the socket */
     struct event *rd, *wr; /* direct only */
+    bool at_eof;           /* direct: recv said end of file */
 };
 
 /* One direction of the relay: frames read from `from` go to `to`. The frame
@@ -97,9 +98,14 @@ side_read(struct tun_side *s, uint8_t *buf, size_t cap, int *io)
         *io = TUN_WAIT; /* a bufferevent reports EOF through its event */
         return n > 0 ? n : 0;
     }
+    if (s->at_eof) { /* a recv would say so again */
+        *io = TUN_EOF;
+        return 0;
+    }
     ssize_t n = recv(s->fd, buf, cap, 0);
     if (n > 0)
         return n;
+    s->at_eof = n == 0;
     *io = n == 0                                                      ? TUN_EOF
           : errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? TUN_WAIT
                                                                       : TUN_ERROR;
@@ -295,8 +301,15 @@ pump(struct gw_tunnel *t, struct tun_dir *d)
         ssize_t n = side_read(d->from, scratch + TUN_HOLD, cap, &io);
         if (n == 0)
             return io;
-        if (drop)
+        /* A short read emptied the source (nginx's rule too): reading on
+         * would cost a recv that says EAGAIN; the level-triggered read
+         * event reports whatever arrives next. */
+        bool more = (size_t)n == cap;
+        if (drop) {
+            if (!more)
+                return TUN_WAIT;
             continue;
+        }
         uint8_t *p = scratch + TUN_HOLD - d->hold_len;
         memcpy(p, d->hold, d->hold_len);
         size_t len = (size_t)n + d->hold_len;
@@ -304,12 +317,14 @@ pump(struct gw_tunnel *t, struct tun_dir *d)
         t->scanning = d;
         size_t fwd = scan(t, d, p, len);
         t->scanning = NULL;
-        if (fwd == 0)
-            continue;
-        d->bytes += fwd;
-        event_base_gettimeofday_cached(bufferevent_get_base(d->from->bev), &t->last);
-        if (side_send(d->to, p, fwd) != 0)
-            return TUN_FAILED;
+        if (fwd > 0) {
+            d->bytes += fwd;
+            event_base_gettimeofday_cached(bufferevent_get_base(d->from->bev), &t->last);
+            if (side_send(d->to, p, fwd) != 0)
+                return TUN_FAILED;
+        }
+        if (!more && t->closing == 0)
+            return TUN_WAIT;
     }
     return TUN_WAIT;
 }
@@ -560,10 +575,12 @@ side_start(struct gw_tunnel *t, struct tun_side *s, struct tun_dir *to_s)
         return;
     }
     /* The bufferevent keeps the descriptor and the queue, nothing else;
-     * it froze the queue's start so that only it drains it: now we do. */
+     * it froze the queue's start so that only it drains it: now we do.
+     * Our read interest goes in before the bufferevent's goes out, so
+     * epoll's registration never changes. */
+    event_add(s->rd, NULL);
     bufferevent_disable(s->bev, EV_READ | EV_WRITE);
     evbuffer_unfreeze(side_out(s), 1);
-    event_add(s->rd, NULL);
     if (evbuffer_get_length(side_out(s)) > 0)
         flush_side(t, s, to_s); /* the 101, queued before the tunnel */
 }
@@ -601,6 +618,13 @@ gw_tunnel_new(struct bufferevent *client, struct bufferevent *upstream,
     return t;
 }
 
+/* Whether a read on s could find bytes without waiting for its event. */
+static bool
+pending(const struct tun_side *s)
+{
+    return s->fd < 0 || evbuffer_get_length(bufferevent_get_input(s->bev)) > 0;
+}
+
 void
 gw_tunnel_start(struct gw_tunnel *t)
 {
@@ -609,9 +633,11 @@ gw_tunnel_start(struct gw_tunnel *t)
     side_start(t, &t->client, &t->down);
     if (!t->done)
         side_start(t, &t->upstream, &t->up);
-    if (!t->done)
+    /* Bytes that came in with the handshakes; what is still in the
+     * kernel wakes the read events. */
+    if (!t->done && pending(&t->upstream))
         run(t, &t->down);
-    if (!t->done)
+    if (!t->done && pending(&t->client))
         run(t, &t->up);
 }
 

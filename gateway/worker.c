@@ -138,6 +138,22 @@ cmd_cb(evutil_socket_t fd, short what, void *arg)
         start_drain(w);
 }
 
+/* A worker's loop. The changelist folds the epoll_ctl calls one callback
+ * makes on a descriptor into one, or none: a connection switching from its
+ * bufferevent to the tunnel's own events deletes and re-adds the same
+ * read interest, and that costs nothing with it. */
+static struct event_base *
+new_base(void)
+{
+    struct event_config *cfg = event_config_new();
+    if (cfg == NULL)
+        return NULL;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
+
 int
 gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_worker_listen *socks,
                size_t n, struct gw_snapshot *snap, struct gw_shared *shared,
@@ -146,7 +162,7 @@ gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_worker_listen *
     memset(w, 0, sizeof(*w));
     w->id = id;
     pthread_mutex_init(&w->lock, NULL);
-    w->base = event_base_new();
+    w->base = new_base();
     w->listeners = calloc(n ? n : 1, sizeof(*w->listeners));
     w->socks = calloc(n ? n : 1, sizeof(*w->socks));
     if (w->base == NULL || w->listeners == NULL || w->socks == NULL ||
