@@ -18,6 +18,7 @@ enum req_fate {
     FATE_EXTENSIONS,    /* Sec-WebSocket-Extensions: one merged list */
     FATE_COOKIE,        /* Cookie: less the consumed cookie */
     FATE_AUTHORIZATION, /* Authorization: dropped when the gateway consumed it */
+    FATE_SKIP,          /* named by Connection, or an identity header: left out */
 };
 
 /* Client headers that do not simply travel on, by lower-case name; the first
@@ -173,6 +174,7 @@ struct out {
     size_t cap;
     size_t len;
     bool over;
+    uint8_t fate[HTTP1_MAX_HEADERS]; /* each client header's, from classify() */
 };
 
 static void
@@ -360,16 +362,23 @@ put_query(struct out *o, const struct upstream_req_params *p)
         o->len = start;
 }
 
-/* Which headers are left out whatever their name says. */
-static bool
-skipped(const struct upstream_req_params *p, uint64_t named, size_t i)
+/* Each client header's fate, worked out once for the passes below: those
+ * named by Connection and identity headers are left out whatever their
+ * name says. */
+static void
+classify(struct out *o, const struct upstream_req_params *p)
 {
-    return (named >> i & 1) != 0 || is_identity(p, &p->req->headers[i]);
+    const struct http1_request *req = p->req;
+    uint64_t named = connection_named(req);
+    for (size_t i = 0; i < req->num_headers; i++)
+        o->fate[i] = (named >> i & 1) != 0 || is_identity(p, &req->headers[i])
+                         ? FATE_SKIP
+                         : (uint8_t)header_fate(&req->headers[i]);
 }
 
 /* Every Sec-WebSocket-Protocol element on one line, less bearer.* entries. */
 static void
-put_protocols(struct out *o, const struct upstream_req_params *p, uint64_t named)
+put_protocols(struct out *o, const struct upstream_req_params *p)
 {
     const struct http1_request *req = p->req;
     const size_t plen = sizeof(bearer_prefix) - 1;
@@ -377,7 +386,7 @@ put_protocols(struct out *o, const struct upstream_req_params *p, uint64_t named
     list_begin(o, &l, "Sec-WebSocket-Protocol");
     for (size_t i = 0; i < req->num_headers; i++) {
         const struct http1_header *h = &req->headers[i];
-        if (skipped(p, named, i) || header_fate(h) != FATE_PROTOCOL)
+        if (o->fate[i] != FATE_PROTOCOL)
             continue;
         size_t pos = 0, n;
         const char *e;
@@ -393,14 +402,14 @@ put_protocols(struct out *o, const struct upstream_req_params *p, uint64_t named
 
 /* Every Sec-WebSocket-Extensions element on one line, as sent. */
 static void
-put_extensions(struct out *o, const struct upstream_req_params *p, uint64_t named)
+put_extensions(struct out *o, const struct upstream_req_params *p)
 {
     const struct http1_request *req = p->req;
     struct list_line l;
     list_begin(o, &l, "Sec-WebSocket-Extensions");
     for (size_t i = 0; i < req->num_headers; i++) {
         const struct http1_header *h = &req->headers[i];
-        if (skipped(p, named, i) || header_fate(h) != FATE_EXTENSIONS)
+        if (o->fate[i] != FATE_EXTENSIONS)
             continue;
         size_t pos = 0, n;
         const char *e;
@@ -435,27 +444,26 @@ put_cookie(struct out *o, const struct http1_header *h, const char *drop)
 
 /* The client's headers in order, less those the gateway drops or replaces. */
 static void
-put_client_headers(struct out *o, const struct upstream_req_params *p, uint64_t named)
+put_client_headers(struct out *o, const struct upstream_req_params *p)
 {
     const struct http1_request *req = p->req;
     bool protocols = false, extensions = false;
     for (size_t i = 0; i < req->num_headers; i++) {
         const struct http1_header *h = &req->headers[i];
-        if (skipped(p, named, i))
-            continue;
-        switch (header_fate(h)) {
+        switch ((enum req_fate)o->fate[i]) {
+        case FATE_SKIP:
         case FATE_DROP:
         case FATE_XFF:
         case FATE_REQUEST_ID:
             continue;
         case FATE_PROTOCOL:
             if (!protocols)
-                put_protocols(o, p, named);
+                put_protocols(o, p);
             protocols = true;
             continue;
         case FATE_EXTENSIONS:
             if (!extensions)
-                put_extensions(o, p, named);
+                put_extensions(o, p);
             extensions = true;
             continue;
         case FATE_COOKIE:
@@ -477,14 +485,14 @@ put_client_headers(struct out *o, const struct upstream_req_params *p, uint64_t 
 
 /* X-Forwarded-For: the client's list, then the client's address. */
 static void
-put_forwarded_for(struct out *o, const struct upstream_req_params *p, uint64_t named)
+put_forwarded_for(struct out *o, const struct upstream_req_params *p)
 {
     const struct http1_request *req = p->req;
     struct list_line l;
     list_begin(o, &l, "X-Forwarded-For");
     for (size_t i = 0; i < req->num_headers; i++) {
         const struct http1_header *h = &req->headers[i];
-        if (skipped(p, named, i) || header_fate(h) != FATE_XFF)
+        if (o->fate[i] != FATE_XFF)
             continue;
         size_t pos = 0, n;
         const char *e;
@@ -499,13 +507,13 @@ put_forwarded_for(struct out *o, const struct upstream_req_params *p, uint64_t n
 /* The client's X-Request-Id when it sent exactly one of at most
  * REQUEST_ID_MAX visible ASCII characters, else request_id (or none). */
 static void
-put_request_id(struct out *o, const struct upstream_req_params *p, uint64_t named)
+put_request_id(struct out *o, const struct upstream_req_params *p)
 {
     const struct http1_request *req = p->req;
     const struct http1_header *mine = NULL;
     size_t count = 0;
     for (size_t i = 0; i < req->num_headers; i++) {
-        if (skipped(p, named, i) || header_fate(&req->headers[i]) != FATE_REQUEST_ID)
+        if (o->fate[i] != FATE_REQUEST_ID)
             continue;
         mine = &req->headers[i];
         count++;
@@ -559,7 +567,7 @@ upstream_req_build(const struct upstream_req_params *p, char *out, size_t cap)
     if (p->req == NULL || p->hs == NULL || p->hs->path == NULL || !params_ok(p))
         return -1;
     struct out o = {.buf = out, .cap = out != NULL ? cap : 0};
-    uint64_t named = connection_named(p->req);
+    classify(&o, p);
 
     put_str(&o, "GET ");
     if (!put_path(&o, p))
@@ -572,15 +580,15 @@ upstream_req_build(const struct upstream_req_params *p, char *out, size_t cap)
         put(&o, p->hs->host, p->hs->host_len);
     put_str(&o, "\r\n");
 
-    put_client_headers(&o, p, named);
+    put_client_headers(&o, p);
 
     put_str(&o, "Upgrade: websocket\r\nConnection: Upgrade\r\n");
-    put_forwarded_for(&o, p, named);
+    put_forwarded_for(&o, p);
     put_str(&o, p->client_tls ? "X-Forwarded-Proto: https\r\n"
                               : "X-Forwarded-Proto: http\r\n");
     if (p->hs->host != NULL)
         put_line(&o, "X-Forwarded-Host", 16, p->hs->host, p->hs->host_len);
-    put_request_id(&o, p, named);
+    put_request_id(&o, p);
     /* A NULL value (no authenticated identity) still removed the client's. */
     for (size_t i = 0; i < p->nidentity; i++)
         if (p->identity[i].value != NULL)
@@ -599,7 +607,8 @@ upstream_req_protocols(const struct upstream_req_params *p, char *out, size_t ca
     if (p->req == NULL)
         return -1;
     struct out o = {.buf = out, .cap = out != NULL ? cap : 0};
-    put_protocols(&o, p, connection_named(p->req));
+    classify(&o, p);
+    put_protocols(&o, p);
     /* Only the list: without "Sec-WebSocket-Protocol: " and the CRLF. */
     static const size_t name_len = sizeof("Sec-WebSocket-Protocol: ") - 1;
     if (o.over || o.len > INT_MAX)

@@ -1,6 +1,7 @@
 /* ws_handshake: RFC 6455 §4.2.1 handshake checks and the Sec-WebSocket-Accept key. */
 #include "gateway/ws_handshake.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -283,13 +284,25 @@ ws_handshake_validate(const struct http1_request *req, struct ws_handshake *hs,
     return 0;
 }
 
+/* SHA-1 fetched once: an implicit fetch per digest cost more than the
+ * digest itself. A fetched EVP_MD may be shared by threads. */
+static EVP_MD *sha1;
+static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
+
+static void
+fetch_sha1(void)
+{
+    sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+}
+
 int
 ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
+    pthread_once(&sha1_once, fetch_sha1);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
+    int ok = sha1 != NULL && ctx != NULL && EVP_DigestInit_ex(ctx, sha1, NULL) == 1 &&
              EVP_DigestUpdate(ctx, key, key_len) == 1 &&
              EVP_DigestUpdate(ctx, ws_guid, sizeof(ws_guid) - 1) == 1 &&
              EVP_DigestFinal_ex(ctx, md, &md_len) == 1 && md_len == 20;
