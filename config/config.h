@@ -15,8 +15,9 @@ struct cfg_mark {
 };
 
 struct cfg_tls {
-    char *certificate; /* PEM file path */
-    char *key;         /* PEM file path */
+    char *certificate;    /* PEM file path */
+    char *key;            /* PEM file path */
+    struct cfg_mark mark; /* of the tls mapping, where load errors point */
 };
 
 struct cfg_listener {

@@ -588,6 +588,7 @@ on_tls(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
         oom(w, v->mark);
         return;
     }
+    l->tls->mark = v->mark;
     walk_map(w, v, tls_keys, NELEMS(tls_keys), l->tls);
 }
 

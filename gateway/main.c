@@ -96,6 +96,11 @@ make_tls(const struct cfg *cfg, struct gw_err *err)
             for (size_t j = 0; j < i; j++)
                 SSL_CTX_free(tls[j]);
             free(tls);
+            /* Where the configuration named the files, like a load error. */
+            struct gw_err why = *err;
+            const struct cfg_mark *m = &cfg->listeners[i].tls->mark;
+            gw_err_set(err, "%s:%d:%d: listeners[%zu].tls: %s", cfg->file, m->line,
+                       m->column, i, why.msg);
             return NULL;
         }
     }
@@ -229,7 +234,7 @@ check_only(struct cfg *cfg, const char *path)
     struct gw_err err;
     SSL_CTX **tls = make_tls(cfg, &err);
     if (tls == NULL) {
-        fprintf(stderr, "%s: %s\n", path ? path : "<default>", err.msg);
+        fprintf(stderr, "%s\n", err.msg);
         cfg_free(cfg);
         return 1;
     }

@@ -51,6 +51,8 @@ gw_response_error(struct evbuffer *out, int status, const char *body,
         return -1;
     if (body == NULL)
         body = statuses[i].reason;
+    /* A response with Upgrade lists it in Connection (RFC 9110 §7.8). */
+    const char *connection = status == 426 ? "Upgrade, close" : "close";
     char auth[600] = "";
     char retry[64] = "";
     if (extra != NULL && extra->www_authenticate != NULL &&
@@ -61,14 +63,14 @@ gw_response_error(struct evbuffer *out, int status, const char *body,
     int n = evbuffer_add_printf(out,
                                 "HTTP/1.1 %d %s\r\n"
                                 "%s%s%s"
-                                "Connection: close\r\n"
+                                "Connection: %s\r\n"
                                 "Content-Type: text/plain; charset=utf-8\r\n"
                                 "Content-Length: %zu\r\n"
                                 "Cache-Control: no-store\r\n"
                                 "\r\n"
                                 "%s\n",
                                 status, statuses[i].reason, statuses[i].headers, auth,
-                                retry, strlen(body) + 1, body);
+                                retry, connection, strlen(body) + 1, body);
     return n < 0 ? -1 : 0;
 }
 

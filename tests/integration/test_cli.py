@@ -5,7 +5,10 @@ import subprocess
 import tempfile
 import unittest
 
-from wsgate_harness import wsgate_bin
+from wsgate_harness import GatewayTestCase, upgrade_request, wsgate_bin
+
+EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                       "config", "example.yaml")
 
 GOOD = """\
 listeners:
@@ -118,6 +121,33 @@ class CliTest(unittest.TestCase):
         self.assertEqual(len(out), 1, p)
         self.assertIn("OK", out[0])
 
+    def test_tls_file_error_has_position(self):
+        text = ("listeners:\n"
+                "  - address: 127.0.0.1:0\n"
+                "    tls: { certificate: missing-cert.pem, key: missing-key.pem }\n"
+                "routes:\n"
+                "  - { name: echo, path: /echo, handler: echo }\n")
+        p = self.run_gw("-t", "-c", "bad.yaml", files={"bad.yaml": text})
+        self.check_no_sanitizer(p)
+        self.assertEqual(p.returncode, 1, p)
+        line, col = position(text, "{ certificate")
+        prefix = f"bad.yaml:{line}:{col}: listeners[0].tls: "
+        hits = [l for l in p.stderr.splitlines() if l.startswith(prefix)]
+        self.assertTrue(hits, f"no line starting {prefix!r} in:\n{p.stderr}")
+        self.assertIn("missing-cert.pem", hits[0])
+
+    def test_built_in_default_ok(self):
+        p = self.run_gw("-t")
+        self.check_no_sanitizer(p)
+        self.assertEqual(p.returncode, 0, p)
+        self.assertIn("<default>: configuration OK", p.stdout)
+
+    def test_example_config_ok(self):
+        p = self.run_gw("-t", "-c", EXAMPLE)
+        self.check_no_sanitizer(p)
+        self.assertEqual(p.returncode, 0, p)
+        self.assertIn("configuration OK", p.stdout)
+
     def test_version(self):
         p = self.run_gw("--version")
         self.check_no_sanitizer(p)
@@ -130,6 +160,38 @@ class CliTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p)
         self.assertIn("usage", p.stdout.lower())
         self.assertIn("-c", p.stdout)
+
+
+def example_on_any_port():
+    """config/example.yaml as shipped, on a port the kernel chooses."""
+    with open(EXAMPLE, encoding="utf-8") as f:
+        text = f.read()
+    assert "address: 127.0.0.1:8080" in text
+    return text.replace("address: 127.0.0.1:8080", "address: 127.0.0.1:0")
+
+
+class ExampleConfigTest(GatewayTestCase):
+    """The README's run command serves config/example.yaml: its routes work."""
+
+    CONFIG = example_on_any_port()
+    ENV = {"WSGATE_TOKEN": "s3cret-token"}
+
+    def test_echo(self):
+        with self.raw() as c:
+            c.send(upgrade_request("/echo"))
+            self.assertEqual(c.read_response().status, 101)
+
+    def test_private_echo_needs_the_token(self):
+        with self.raw() as c:
+            c.send(upgrade_request("/private/echo"))
+            self.assertEqual(c.read_response().status, 401)
+        with self.raw() as c:
+            c.send(upgrade_request("/private/echo?access_token=s3cret-token"))
+            self.assertEqual(c.read_response().status, 101)
+        with self.raw() as c:
+            c.send(upgrade_request("/private/echo",
+                                   extra=[("Authorization", "Bearer s3cret-token")]))
+            self.assertEqual(c.read_response().status, 101)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ class ErrorResponseMixin:
         self.assertEqual(resp.version, "HTTP/1.1", resp)
         self.assertIn(resp.status, REASONS, resp)
         self.assertEqual(resp.reason, REASONS[resp.status], resp)
-        self.assertEqual((resp.header("Connection") or "").lower(), "close", resp)
+        connection = [t.strip().lower() for t in (resp.header("Connection") or "").split(",")]
+        self.assertIn("close", connection, resp)
         ctype = resp.header("Content-Type") or ""
         self.assertTrue(ctype.split(";")[0].strip().lower() == "text/plain", resp)
         self.assertIsNotNone(resp.header("Content-Length"), resp)
@@ -102,7 +103,12 @@ class ErrorStatusTest(ErrorResponseMixin, GatewayTestCase):
     # 426
     def test_426_plain_get(self):
         req = b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-        self.expect(req, 426)
+        resp = self.expect(req, 426)
+        self.assertEqual(resp.header("Upgrade"), "websocket", resp)
+        # A response with Upgrade lists it in Connection (RFC 9110 §7.8).
+        tokens = [t.strip().lower() for t in (resp.header("Connection") or "").split(",")]
+        self.assertIn("upgrade", tokens, resp)
+        self.assertIn("close", tokens, resp)
 
     def test_426_version_8(self):
         resp = self.expect(upgrade_request("/echo", version="8"), 426)
@@ -116,6 +122,18 @@ class ErrorStatusTest(ErrorResponseMixin, GatewayTestCase):
     def test_431_many_small_headers(self):
         req = upgrade_request("/echo", extra=[(f"X-H{i}", "v") for i in range(200)])
         self.expect(req, 431)
+
+    def test_431_more_than_64_headers_in_a_small_head(self):
+        # 5 headers of upgrade_request plus 59 tiny ones: 64, the most a head
+        # may have; one more is 431 although the head is far under 1KiB.
+        tiny = [(f"X{i}", "") for i in range(60)]
+        ok = upgrade_request("/echo", extra=tiny[:59])
+        over = upgrade_request("/echo", extra=tiny)
+        self.assertLess(len(over), 1024)
+        with self.raw() as c:
+            c.send(ok)
+            self.assertEqual(c.read_response().status, 101)
+        self.expect(over, 431)
 
     # 401
     def test_401_no_token(self):
