@@ -568,6 +568,9 @@ start_tunnel(struct gw_conn *c, const struct gw_up_result *res)
         .close_timeout_ms = GW_CLOSE_TIMEOUT_MS,
         .buffer = (size_t)lim->proxy_buffer,
         .route = c->route->name,
+        .conn_id = c->id,
+        .counters =
+            &c->wsnap->snap->tunnel_counters[c->route - c->wsnap->snap->cfg->routes],
         .finished = tunnel_finished,
         .owner = c,
     };

@@ -10,6 +10,7 @@
 
 #include "gateway/handler.h"
 #include "gateway/plugin.h"
+#include "gateway/tunnel.h"
 #include "gateway/upstream.h"
 #include "gateway/ws_endpoint.h"
 
@@ -123,6 +124,7 @@ snapshot_free(struct gw_snapshot *s)
     router_free(s->router);
     cfg_free(s->cfg);
     free(s->ws_counters);
+    free(s->tunnel_counters);
     free(s);
 }
 
@@ -132,9 +134,11 @@ gw_snapshot_new(struct cfg *cfg, unsigned generation, struct gw_err *err)
     struct gw_snapshot *s = calloc(1, sizeof(*s));
     struct router *r = router_new(cfg);
     struct gw_ws_counters *k = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*k));
-    if (s == NULL || r == NULL || k == NULL) {
+    struct gw_tunnel_counters *tk = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*tk));
+    if (s == NULL || r == NULL || k == NULL || tk == NULL) {
         free(s);
         free(k);
+        free(tk);
         router_free(r);
         cfg_free(cfg);
         gw_err_set(err, "out of memory building the configuration snapshot");
@@ -145,6 +149,7 @@ gw_snapshot_new(struct cfg *cfg, unsigned generation, struct gw_err *err)
     s->router = r;
     s->generation = generation;
     s->ws_counters = k;
+    s->tunnel_counters = tk;
     if (snapshot_handlers(s, err) != 0) {
         snapshot_free(s);
         return NULL;

@@ -14,6 +14,7 @@ struct gw_bus;
 struct gw_handler;
 struct gw_up_route;
 struct gw_ws_counters;
+struct gw_tunnel_counters;
 
 /* Shared by all workers; replaced as a whole on reload. */
 struct gw_snapshot {
@@ -21,10 +22,11 @@ struct gw_snapshot {
     struct cfg *cfg;
     struct router *router;
     unsigned generation;
-    struct gw_ws_counters *ws_counters; /* parallel to cfg->routes */
-    const struct gw_handler **handlers; /* parallel to cfg->routes; NULL for
-                                           upstream routes */
-    void **plugins;                     /* dlopen handles, parallel likewise */
+    struct gw_ws_counters *ws_counters;         /* parallel to cfg->routes */
+    struct gw_tunnel_counters *tunnel_counters; /* likewise */
+    const struct gw_handler **handlers;         /* parallel to cfg->routes; NULL for
+                                                   upstream routes */
+    void **plugins;                             /* dlopen handles, parallel likewise */
 };
 
 /* Builds a snapshot over cfg and takes ownership of it (also on failure):

@@ -653,17 +653,41 @@ gw_tunnel_drain(struct gw_tunnel *t)
     gw_tunnel_close(t, WS_CLOSE_GOING_AWAY, "server shutting down");
 }
 
+static void
+add(atomic_uint_fast64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* A route total for the log line, 0 without counters. */
+#define total(k, field)                                                                  \
+    ((k) ? (unsigned long long)atomic_load_explicit(&(k)->field, memory_order_relaxed)   \
+         : 0ULL)
+
 void
 gw_tunnel_free(struct gw_tunnel *t)
 {
     if (t == NULL)
         return;
-    GW_LOG_DEBUG("tunnel_end",
-                 "route=%s msgs_up=%llu msgs_down=%llu bytes_up=%llu "
-                 "bytes_down=%llu",
-                 t->env.route, (unsigned long long)t->up.msgs,
-                 (unsigned long long)t->down.msgs, (unsigned long long)t->up.bytes,
-                 (unsigned long long)t->down.bytes);
+    struct gw_tunnel_counters *k = t->env.counters;
+    if (k != NULL) {
+        add(&k->tunnels, 1);
+        add(&k->msgs_up, t->up.msgs);
+        add(&k->msgs_down, t->down.msgs);
+        add(&k->bytes_up, t->up.bytes);
+        add(&k->bytes_down, t->down.bytes);
+        add(&k->too_big, t->closing == WS_CLOSE_TOO_BIG);
+    }
+    GW_LOG_INFO("tunnel_closed",
+                "route=%s conn=%llu code=%u msgs_up=%llu msgs_down=%llu bytes_up=%llu "
+                "bytes_down=%llu route_tunnels=%llu route_msgs_up=%llu "
+                "route_msgs_down=%llu route_bytes_up=%llu route_bytes_down=%llu "
+                "route_too_big=%llu",
+                t->env.route, (unsigned long long)t->env.conn_id, t->closing,
+                (unsigned long long)t->up.msgs, (unsigned long long)t->down.msgs,
+                (unsigned long long)t->up.bytes, (unsigned long long)t->down.bytes,
+                total(k, tunnels), total(k, msgs_up), total(k, msgs_down),
+                total(k, bytes_up), total(k, bytes_down), total(k, too_big));
     event_free(t->timer);
     side_free(&t->client);
     side_free(&t->upstream);

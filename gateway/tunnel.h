@@ -2,6 +2,7 @@
 #ifndef WSGATE_TUNNEL_H
 #define WSGATE_TUNNEL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -9,12 +10,24 @@
 struct bufferevent;
 struct gw_tunnel;
 
+/* What a route's tunnels count together, across workers, since the
+ * configuration was (re)loaded: each tunnel adds its totals when it ends,
+ * so the relay itself touches no shared cache line. */
+struct gw_tunnel_counters {
+    atomic_uint_fast64_t tunnels;
+    atomic_uint_fast64_t msgs_up, msgs_down;   /* data messages, each way */
+    atomic_uint_fast64_t bytes_up, bytes_down; /* frame bytes, each way */
+    atomic_uint_fast64_t too_big;              /* tunnels closed with 1009 */
+};
+
 struct gw_tunnel_env {
-    uint64_t max_message_size; /* a larger message: close 1009 to both sides */
-    uint64_t idle_timeout_ms;  /* no byte either way this long: close 1001 */
-    uint64_t close_timeout_ms; /* a close that cannot complete: drop both */
-    size_t buffer;             /* queued bytes per direction before pausing */
-    const char *route;         /* for the log */
+    uint64_t max_message_size;           /* a larger message: close 1009 to both sides */
+    uint64_t idle_timeout_ms;            /* no byte either way this long: close 1001 */
+    uint64_t close_timeout_ms;           /* a close that cannot complete: drop both */
+    size_t buffer;                       /* queued bytes per direction before pausing */
+    const char *route;                   /* for the log */
+    uint64_t conn_id;                    /* for the log */
+    struct gw_tunnel_counters *counters; /* the route's; may be NULL */
     /* Called once when both connections should be closed; may be called
      * from inside any tunnel callback, so the owner defers freeing. */
     void (*finished)(void *owner);

@@ -47,6 +47,7 @@ routes:
     path: /hosted
     upstream: "ws://127.0.0.1:@A@"
     upstream_host: backend.local
+  - { name: counted, path: /counted, upstream: "ws://127.0.0.1:@A@" }
   - { name: refused, path: /refused, upstream: "ws://127.0.0.1:@DEAD@" }
   - name: alldead
     path: /alldead
@@ -684,6 +685,30 @@ class ProxyTest(UpstreamsMixin, GatewayTestCase):
         self.assertEqual(rec["close_code"], 1009,
                          "the upstream did not get close 1009 at a frame boundary: " + str(rec))
 
+    def test_messages_and_bytes_are_counted_per_route(self):
+        # Only this test uses the route: its totals are these two tunnels'.
+        frames = [client_frame(OP_TEXT, "m" * n, mask=b"\0\0\0\0") for n in (1, 200, 70000)]
+        up = sum(len(f) for f in frames)
+        for i in (1, 2):
+            with self.raw() as c:
+                c.handshake(f"/counted?id=count{i}")
+                for f in frames:
+                    c.send(f)
+                    self.assertEqual(c.read_frame()[1], OP_TEXT)
+                c.send(client_frame(OP_CLOSE, close_payload(1000)))
+                self.assertEqual(c.read_close()[0], 1000)
+            line = self.gw.wait_for_log(rf"tunnel_closed route=counted .*route_tunnels={i} ")
+            fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+            self.assertEqual(fields["code"], "0", line)  # the peers closed it
+            self.assertEqual(fields["msgs_up"], "3", line)
+            self.assertEqual(fields["msgs_down"], "3", line)
+            # Frame bytes: the data frames plus the close frame, each way.
+            self.assertEqual(int(fields["bytes_up"]), up + 8, line)
+            self.assertEqual(fields["route_msgs_up"], str(3 * i), line)
+            self.assertEqual(fields["route_msgs_down"], str(3 * i), line)
+            self.assertEqual(int(fields["route_bytes_up"]), i * (up + 8), line)
+            self.assertEqual(fields["route_too_big"], "0", line)
+
     def test_1009_single_frame_over_limit(self):
         with self.raw() as c:
             c.handshake("/foo?id=big-one")
@@ -691,6 +716,8 @@ class ProxyTest(UpstreamsMixin, GatewayTestCase):
             self.assertEqual(c.read_close()[0], 1009)
         rec = self.a.closed_connection("id=big-one")
         self.assertEqual(rec["close_code"], 1009, str(rec))
+        line = self.gw.wait_for_log(r"tunnel_closed route=foo .*code=1009 ")
+        self.assertRegex(line, r" route_too_big=[1-9]")
 
     def test_1009_upstream_message_over_limit_closes_both_sides(self):
         with self.raw() as c:
