@@ -224,6 +224,17 @@ jwt_identity(const struct auth_jwt *s, json_t *claims, char *values,
     return NULL;
 }
 
+/* Unix seconds by the precise clock. time() reads the coarse one, which
+ * lags it by up to a scheduler tick: a token issued this very second would
+ * look issued in the future, and exp would be judged a tick late. */
+static long long
+wall_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec;
+}
+
 /* Answers before returning; *pending stays NULL. */
 static int
 jwt_start(void *state, const struct auth_request *req, auth_done_fn done, void *arg,
@@ -248,8 +259,9 @@ jwt_start(void *state, const struct auth_request *req, auth_done_fn done, void *
     }
     json_t *claims = NULL;
     long long exp = 0;
-    enum jwt_status st = jwt_verify(cred->token, cred->token_len, s->keys, &s->policy,
-                                    (long long)time(NULL), &claims, &exp);
+    long long now = wall_seconds();
+    enum jwt_status st =
+        jwt_verify(cred->token, cred->token_len, s->keys, &s->policy, now, &claims, &exp);
     const char *why = st == JWT_OK ? jwt_identity(s, claims, values, headers, &res)
                                    : jwt_status_reason(st);
     if (st == JWT_NOMEM) {
@@ -262,7 +274,6 @@ jwt_start(void *state, const struct auth_request *req, auth_done_fn done, void *
         res.verdict = AUTH_ALLOW;
         /* A live connection ends at exp; leeway only forgives skew at the
          * handshake, so a token accepted after its exp gets that grace. */
-        long long now = (long long)time(NULL);
         res.expires_at = exp <= 0 ? 0 : exp > now ? exp : exp + s->policy.leeway;
     }
     done(arg, &res);

@@ -17,8 +17,8 @@ import unittest
 import uuid
 
 from upstreams import EchoUpstream
-from wsgate_harness import (Gateway, GatewayTestCase, RawClient, run_async, upgrade_request,
-                            wsgate_bin, ws_connect)
+from wsgate_harness import (OP_TEXT, Gateway, GatewayTestCase, RawClient, client_frame,
+                            run_async, upgrade_request, wsgate_bin, ws_connect)
 
 PLUGIN_KEY = "it-plugin-key-41"
 
@@ -35,10 +35,26 @@ def plugin_path():
     return path
 
 
+def stall_plugin_path():
+    d = os.environ.get("WSGATE_TEST_PLUGINS")
+    if not d:
+        raise unittest.SkipTest("WSGATE_TEST_PLUGINS is not set")
+    return os.path.join(d, "auth_stall.so")
+
+
+def bearer(token):
+    return ("Authorization", "Bearer " + token)
+
+
+# What the service answers with a 403 to forbidchal* tokens (RFC 6750 §3.1).
+FORBID_CHALLENGE = 'Bearer realm="svc", error="insufficient_scope", scope="chat"'
+
+
 class AuthService:
     """A forward-auth service on 127.0.0.1 (kernel-chosen port). The bearer
-    token decides: deny* -> 401 with its own challenge, forbid* -> 403,
-    error* -> 500, stall* -> no answer until released, hold* -> 200 once
+    token decides: denybare* -> 401 without a challenge, deny* -> 401 with
+    its own challenge, forbidchal* -> 403 with FORBID_CHALLENGE, forbid* ->
+    403, error* -> 500, stall* -> no answer until released, hold* -> 200 once
     `hold` is set, close* -> 200 and the connection closed, crash* -> the
     connection is closed without an answer; anything else -> 200 with
     X-Auth-User: svc-TOKEN and X-User-Id: uid-42. It records every request
@@ -82,8 +98,12 @@ class AuthService:
                     svc.release.wait(30)
                     self.reply(200, [("X-Auth-User", "late")])
                     return
-                if token.startswith("deny") or not token:
+                if token.startswith("denybare"):
+                    self.reply(401, [])
+                elif token.startswith("deny") or not token:
                     self.reply(401, [("WWW-Authenticate", 'Basic realm="svc"')])
+                elif token.startswith("forbidchal"):
+                    self.reply(403, [("WWW-Authenticate", FORBID_CHALLENGE)])
                 elif token.startswith("forbid"):
                     self.reply(403, [])
                 elif token.startswith("error"):
@@ -156,6 +176,17 @@ auth:
       cache_ttl: 10m
       cache_size: 16
       timeout: 20s
+    ttl:
+      type: http
+      url: "http://127.0.0.1:@SVC@/check"
+      cache_ttl: @TTL@
+      timeout: 20s
+    small:
+      type: http
+      url: "http://127.0.0.1:@SVC@/check"
+      cache_ttl: 10m
+      cache_size: 2
+      timeout: 20s
     plug:
       type: plugin
       path: "@PLUGIN@"
@@ -164,6 +195,8 @@ auth:
 routes:
   - { path: /ext, upstream: "ws://127.0.0.1:@UP@", auth: ext }
   - { path: /cached, handler: echo, auth: cached }
+  - { path: /ttl, handler: echo, auth: ttl }
+  - { path: /small, handler: echo, auth: small }
   - { path: /plug, upstream: "ws://127.0.0.1:@UP@", auth: plug }
   - { path: /chain, upstream: "ws://127.0.0.1:@UP@", auth: [plug, ext] }
   - { path: /open, upstream: "ws://127.0.0.1:@UP@", auth: none }
@@ -171,6 +204,19 @@ routes:
     handler: echo
     origins: ["https://app.example.com", "https://*.example.org", "http://localhost:3000"]
 """
+
+
+# The ttl provider's cache_ttl, in seconds.
+CACHE_TTL = 2
+
+
+def assert_not_logged(gw, secrets):
+    """No credential sent (nor the MAC part of a plugin token) is in gw's log."""
+    text = gw.stderr_text
+    leaked = [t for t in secrets if t in text or ("." in t and t.rsplit(".", 1)[1] in text)]
+    if leaked:
+        raise AssertionError(f"{len(leaked)} credentials appear in the gateway's log, "
+                             f"e.g. {leaked[0]!r}")
 
 
 def fill(template, **values):
@@ -187,17 +233,40 @@ class EdgeAuthTest(GatewayTestCase):
         cls.up = EchoUpstream("A").start()
         cls.addClassCleanup(cls.up.stop)
         cls.CONFIG = fill(CONFIG, SVC=cls.svc.port, UP=cls.up.port, PLUGIN=plugin_path(),
-                          KEY=PLUGIN_KEY)
+                          KEY=PLUGIN_KEY, TTL=f"{CACHE_TTL}s")
+        cls.secrets = []  # every credential sent: none may reach the log
         super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()  # the gateway has exited: its whole log is in
+        finally:
+            assert_not_logged(cls.gw, cls.secrets)
 
     # ---- helpers
 
+    def used(self, secret):
+        """Notes a credential (returned as is) for the log scan at the end."""
+        self.secrets.append(secret)
+        return secret
+
+    def note_credentials(self, path, headers):
+        for n, v in headers:
+            if n.lower() == "authorization" and v.startswith("Bearer "):
+                self.used(v[len("Bearer "):])
+        if "access_token=" in path:
+            self.used(path.split("access_token=", 1)[1].split("&")[0])
+
     def status(self, path, headers=()):
+        self.note_credentials(path, headers)
         with self.raw() as c:
             c.send(upgrade_request(path, extra=list(headers)))
             return c.read_response()
 
     def whoami(self, path, headers):
+        self.note_credentials(path, list(headers.items()))
+
         async def go():
             async with ws_connect(self.url(path), extra_headers=headers) as ws:
                 await ws.send("@@whoami")
@@ -216,8 +285,9 @@ class EdgeAuthTest(GatewayTestCase):
 
     def test_allow_passes_identity_and_service_sees_request(self):
         token = "alice-" + uuid.uuid4().hex[:8]
+        sid = self.used("sid-" + uuid.uuid4().hex)
         got = self.upstream_headers("/ext?x=1", {
-            "Authorization": "Bearer " + token, "Cookie": "sid=abc",
+            "Authorization": "Bearer " + token, "Cookie": "sid=" + sid,
             "X-User-Id": "spoofed", "X-Auth-Subject": "spoofed"})
         self.assertEqual(got["x-auth-subject"], ["svc-" + token[:12]])
         self.assertEqual(got["x-user-id"], ["uid-42"])
@@ -233,7 +303,7 @@ class EdgeAuthTest(GatewayTestCase):
         self.assertEqual(h["x-forwarded-host"], f"127.0.0.1:{self.port}")
         self.assertEqual(h["x-forwarded-proto"], "http")
         self.assertEqual(h["x-forwarded-for"], "127.0.0.1")
-        self.assertEqual(h["cookie"], "sid=abc")
+        self.assertEqual(h["cookie"], "sid=" + sid)
 
     def test_query_token_is_sent_as_bearer(self):
         token = "qtok-" + uuid.uuid4().hex[:8]
@@ -251,6 +321,21 @@ class EdgeAuthTest(GatewayTestCase):
         r = self.status("/ext", [("Authorization", "Bearer deny-1")])
         self.assertEqual(r.status, 401)
         self.assertEqual(r.header("WWW-Authenticate"), 'Basic realm="svc"')
+
+    def test_deny_without_a_challenge_gets_the_gateways(self):
+        r = self.status("/ext", [bearer("denybare-" + uuid.uuid4().hex[:8])])
+        self.assertEqual(r.status, 401)
+        self.assertRegex(r.header("WWW-Authenticate") or "", r'^Bearer realm="wsgate"')
+
+    def test_forbid_passes_the_services_challenge(self):
+        token = "forbidchal-" + uuid.uuid4().hex[:8]
+        # The second /cached is answered from the cache, with the challenge.
+        for path in ("/ext", "/cached", "/cached"):
+            with self.subTest(path=path):
+                r = self.status(path, [bearer(token)])
+                self.assertEqual(r.status, 403)
+                self.assertEqual(r.header_all("WWW-Authenticate"), [FORBID_CHALLENGE])
+        self.assertEqual(len(self.svc.with_token(token)), 2)  # /ext, and /cached once
 
     def test_no_credential_is_asked_and_denied(self):
         self.assertEqual(self.status("/ext").status, 401)
@@ -300,12 +385,45 @@ class EdgeAuthTest(GatewayTestCase):
                              503)
         self.assertEqual(len(self.svc.with_token(err)), 2)
 
+    def test_cache_ttl_expires(self):
+        # The gateway stores a decision when the answer arrives, before the
+        # 101, and times it on CLOCK_MONOTONIC, as time.monotonic() does: it
+        # is fresh while less than the ttl has passed since the first
+        # request was sent, and stale once the ttl has passed since its 101.
+        token = "ttl-" + uuid.uuid4().hex[:8]
+        sent = time.monotonic()
+        self.assertEqual(self.status("/ttl", [bearer(token)]).status, 101)
+        answered = time.monotonic()
+        self.assertEqual(self.status("/ttl", [bearer(token)]).status, 101)
+        if time.monotonic() - sent < CACHE_TTL:  # else too slow a run to tell
+            self.assertEqual(len(self.svc.with_token(token)), 1)
+        asked = len(self.svc.with_token(token))
+        time.sleep(max(0.0, answered + CACHE_TTL + 0.01 - time.monotonic()))
+        self.assertEqual(self.status("/ttl", [bearer(token)]).status, 101)
+        self.assertEqual(len(self.svc.with_token(token)), asked + 1)
+
+    def test_cache_size_replaces_the_oldest(self):
+        # cache_size 2: a third credential replaces the oldest decision.
+        a, b, c = ("size%d-%s" % (i, uuid.uuid4().hex[:6]) for i in range(3))
+
+        def check(token, want_asked):
+            self.assertEqual(self.status("/small", [bearer(token)]).status, 101)
+            self.assertEqual(len(self.svc.with_token(token)), want_asked, token)
+
+        for t in (a, b, a, b):  # both fit
+            check(t, 1)
+        check(c, 1)  # replaces a
+        check(b, 1)
+        check(a, 2)  # asked again; replaces b
+        check(c, 1)
+        check(b, 2)
+
     def test_concurrent_checks_for_one_credential_are_one_request(self):
         # Every client waits for the same held answer: the service sees one
         # request, whether the others joined it in flight or came after it
         # was cached. The first client leaves while it waits.
         self.svc.hold.clear()
-        token = "hold-" + uuid.uuid4().hex[:8]
+        token = self.used("hold-" + uuid.uuid4().hex[:8])
         clients = [RawClient(self.port) for _ in range(5)]
         try:
             for c in clients:
@@ -323,7 +441,7 @@ class EdgeAuthTest(GatewayTestCase):
 
     def test_all_waiters_gone_cancels_the_request(self):
         self.svc.hold.clear()
-        token = "hold-gone-" + uuid.uuid4().hex[:6]
+        token = self.used("hold-gone-" + uuid.uuid4().hex[:6])
         clients = [RawClient(self.port) for _ in range(3)]
         for c in clients:
             c.send(upgrade_request("/cached", extra=[("Authorization", "Bearer " + token)]))
@@ -336,7 +454,7 @@ class EdgeAuthTest(GatewayTestCase):
         self.assertEqual(r.status, 101)
 
     def test_client_gone_while_check_pending(self):
-        token = "stall-gone-" + uuid.uuid4().hex[:6]
+        token = self.used("stall-gone-" + uuid.uuid4().hex[:6])
         c = RawClient(self.port)
         c.send(upgrade_request("/ext", extra=[("Authorization", "Bearer " + token)]))
         self.svc.wait_for(token)
@@ -361,14 +479,6 @@ class EdgeAuthTest(GatewayTestCase):
         self.assertIn('error="invalid_token"', r.header("WWW-Authenticate"))
         r = self.status("/plug", [("Authorization", "Bearer " + plugin_token("mallory"))])
         self.assertEqual(r.status, 403)
-
-    def test_plugin_client_gone_while_pending(self):
-        c = RawClient(self.port)
-        c.send(upgrade_request("/plug", extra=[("Authorization",
-                                                "Bearer " + plugin_token("bob"))]))
-        c.close()
-        r = self.status("/plug", [("Authorization", "Bearer " + plugin_token("bob"))])
-        self.assertEqual(r.status, 101)
 
     # ---- chains, none, origins
 
@@ -405,6 +515,53 @@ class EdgeAuthTest(GatewayTestCase):
             with self.subTest(origin=origin):
                 self.assertEqual(self.status("/origins", [("Origin", origin)]).status, want)
         self.assertEqual(self.status("/origins").status, 101)  # no Origin: not a browser
+
+
+PENDING_CONFIG = """\
+listeners:
+  - address: 127.0.0.1:0
+workers: 1
+limits: { handshake_timeout: 5m }
+log: { level: info, format: text }
+auth:
+  providers:
+    stall: { type: plugin, path: "@STALL@" }
+    plug: { type: plugin, path: "@PLUGIN@", options: { key: "@KEY@" } }
+routes:
+  - { path_prefix: /stall/, handler: echo, auth: stall }
+  - { path: /chain, handler: echo, auth: [plug, stall] }
+  - { path: /plug, handler: echo, auth: plug }
+"""
+
+
+class PluginPendingTest(unittest.TestCase):
+    """A client that leaves while a plugin's check is pending: the check is
+    cancelled (the plugin sees it), the gateway goes on serving, and exits
+    clean (no leak, no use after free under ASan)."""
+
+    def test_plugin_client_gone_while_pending(self):
+        gw = Gateway(fill(PENDING_CONFIG, STALL=stall_plugin_path(), PLUGIN=plugin_path(),
+                          KEY=PLUGIN_KEY))
+        self.addCleanup(gw.kill)
+        gw.start()
+        bob = plugin_token("bob")
+        # Alone, and as the second step of a chain (after the first allowed).
+        for path in ("/stall/alone", "/chain"):
+            with self.subTest(path=path):
+                c = RawClient(gw.port)
+                c.send(upgrade_request(path, extra=[bearer(bob)]))
+                gw.wait_for_log(rf"^auth_stall pending path={path} pending=1$")
+                c.close()
+                gw.wait_for_log(rf"^auth_stall cancelled path={path} pending=0$")
+        with RawClient(gw.port) as c:
+            c.handshake("/plug", extra=[bearer(bob)])
+            c.send(client_frame(OP_TEXT, "still serving"))
+            self.assertEqual(c.read_frame(), (True, OP_TEXT, b"still serving"))
+        gw.check_exit()  # exit 0, and no sanitizer report
+        destroyed = [l for l in gw.stderr_lines if l.startswith("auth_stall destroy ")]
+        self.assertTrue(destroyed, gw.stderr_text)
+        self.assertEqual([l for l in destroyed if not l.endswith(" pending=0")], [])
+        assert_not_logged(gw, [bob])
 
 
 THROTTLE_CONFIG = """\

@@ -21,6 +21,10 @@ from wsgate_harness import (IO_TIMEOUT, OP_CLOSE, OP_TEXT, Gateway, GatewayTestC
                             wsgate_bin, ws_connect)
 
 ISS = "https://auth.example.com"
+# Seconds a close may seem to precede exp: the gateway's timer runs on the
+# monotonic clock, which the wall clock may drift from while NTP slews it
+# (up to 0.5 ms/s); nothing else may make it early.
+EXPIRY_CLOCK_SLACK = 0.01
 
 PROVIDER = """\
     p{alg}: {{ type: jwt, algorithms: [{alg}], {key}, issuer: "{iss}",
@@ -376,6 +380,22 @@ class JwtTest(GatewayTestCase):
         rec = self.a.closed_connection("exp-p", timeout=30)
         self.assertEqual((rec["close_code"], rec["close_reason"]), (1008, "token expired"))
 
+    def test_expiry_close_arrives_between_exp_and_one_second_after(self):
+        # The contract's bound: closed at exp, by the gateway's clock (the
+        # same wall clock as ours), within a second. exp is whole seconds.
+        for path in ("/exp-echo", "/exp-proxy?id=exp-t"):
+            with self.subTest(path=path):
+                tok = self.expiring(path)
+                with self.raw() as c:
+                    c.handshake(path, extra=[("Authorization", "Bearer " + tok)])
+                    c.send(client_frame(OP_TEXT, "before exp"))
+                    self.assertEqual(c.read_frame(), (True, OP_TEXT, b"before exp"))
+                    code, reason = c.read_close()
+                    closed_at = time.time()
+                self.assertEqual((code, reason), (1008, b"token expired"))
+                self.assertGreaterEqual(closed_at, self.exp - EXPIRY_CLOCK_SLACK)
+                self.assertLessEqual(closed_at, self.exp + 1.0)
+
     def test_close_on_expiry_false_keeps_the_connection(self):
         tok = self.expiring("/exp-keep", seconds=3)
 
@@ -388,6 +408,15 @@ class JwtTest(GatewayTestCase):
                 await ws.send("after exp")
                 return await asyncio.wait_for(ws.recv(), IO_TIMEOUT)
         self.assertEqual(run_async(go()), "after exp")
+
+    def test_token_issued_this_second_is_accepted_without_leeway(self):
+        # Just after a second boundary the coarse clock behind time() still
+        # shows the previous second: a gateway reading it would call a token
+        # issued now "issued in the future".
+        for _ in range(3):
+            time.sleep(1.0 - time.time() % 1.0)
+            tok = self.keys.token("HS256", claims(iat=int(time.time()), exp=None))
+            self.expect("/exp-echo", tok, 101, "iat now, leeway 0")
 
     def test_already_expired_is_rejected_at_the_handshake(self):
         tok = self.keys.token("HS256", claims(exp=int(time.time()) - 1))
