@@ -27,7 +27,8 @@ static const char usage[] =
     "         RATE messages/s in all (open loop); reports msgs/s and latency\n"
     "  idle:  opens CONNS connections in STEPS steps, RSS after each; -T then\n"
     "         echoes one SIZE message on each and reports RSS again\n"
-    "  churn: CONNS parallel loops of connect, upgrade, one echo, close\n"
+    "  churn: CONNS parallel loops of connect, upgrade, one echo, close;\n"
+    "         with -r, RATE such cycles a second (open loop, CONNS at most)\n"
     "  -p PID (repeatable): the proxy's processes, whose CPU time over the\n"
     "         measured window and RSS are reported\n"
     "One line of key=value results goes to stdout.\n";
@@ -764,26 +765,46 @@ run_churn(struct bench *b)
     b->measure_from = b->t0 + (uint64_t)(b->o.warmup * 1e9);
     b->measure_to = b->measure_from + (uint64_t)(b->o.duration * 1e9);
     long long cpu0 = -1;
-    uint64_t closes0 = 0;
+    uint64_t closes0 = 0, paced = 0, late0 = 0;
+    unsigned rr = 0;
     bool measuring = false;
     for (uint64_t t = now_ns(); t < b->measure_to; t = now_ns()) {
         if (!measuring && t >= b->measure_from) {
             measuring = true;
             cpu0 = proc_cpu_ticks(&b->o);
             closes0 = b->closes;
+            late0 = b->late;
         }
-        for (unsigned i = 0; i < b->o.conns; i++)
-            if (b->conns[i].state == CS_FREE)
-                conn_open(b, &b->conns[i]);
-        poll_once(b, 10);
+        if (b->o.rate > 0) {
+            /* Open loop: RATE new connections a second, each in a free
+             * slot; with none free the proxy is not keeping up (late). */
+            uint64_t due = (uint64_t)((double)(t - b->t0) * b->o.rate / 1e9);
+            for (; paced < due; paced++) {
+                struct conn *c = NULL;
+                for (unsigned tries = 0; tries < b->o.conns && c == NULL; tries++) {
+                    struct conn *x = &b->conns[rr++ % b->o.conns];
+                    if (x->state == CS_FREE)
+                        c = x;
+                }
+                if (c == NULL)
+                    b->late++;
+                else
+                    conn_open(b, c);
+            }
+        } else {
+            for (unsigned i = 0; i < b->o.conns; i++)
+                if (b->conns[i].state == CS_FREE)
+                    conn_open(b, &b->conns[i]);
+        }
+        poll_once(b, b->o.rate > 0 ? 1 : 10);
     }
     long long cpu1 = proc_cpu_ticks(&b->o);
     uint64_t done = b->closes - closes0;
     qsort(b->lat.v, b->lat.n, sizeof(*b->lat.v), cmp_u32);
     printf("mode=churn conns=%u cycles=%" PRIu64 " cps=%.0f p50_us=%u p99_us=%u "
-           "errors=%" PRIu64,
+           "errors=%" PRIu64 " late=%" PRIu64,
            b->o.conns, done, (double)done / b->o.duration, lat_pct(&b->lat, 0.50),
-           lat_pct(&b->lat, 0.99), b->errors);
+           lat_pct(&b->lat, 0.99), b->errors, b->late - late0);
     print_cpu(b, cpu0, cpu1, done);
 }
 

@@ -169,12 +169,23 @@ arm(struct gw_tunnel *t, uint64_t ms)
     event_add(t->timer, &tv);
 }
 
-/* After our closes: finish once both went out. */
+/* A whole close frame went from d's source to its destination. */
+static bool
+close_passed(const struct tun_dir *d)
+{
+    return d->closed_frame && d->remaining == 0;
+}
+
+/* Finishes once the close handshake is over and its frames went out:
+ * after our closes, or after the peers' own both ways. The gateway is the
+ * client's server, which closes the TCP connection first (RFC 6455
+ * §7.1.1), so it does not wait for the upstream's FIN either. */
 static void
 check_closed(struct gw_tunnel *t)
 {
-    if (t->closing != 0 && t->up.injected && t->down.injected && flushed(&t->up) &&
-        flushed(&t->down))
+    bool ours = t->closing != 0 && t->up.injected && t->down.injected;
+    bool theirs = close_passed(&t->up) && close_passed(&t->down);
+    if ((ours || theirs) && flushed(&t->up) && flushed(&t->down))
         finish(t);
 }
 
@@ -429,6 +440,8 @@ run(struct gw_tunnel *t, struct tun_dir *d)
         on_event(t, d == &t->up ? &t->down : &t->up, BEV_EVENT_ERROR | BEV_EVENT_WRITING);
         return;
     default:
+        if (close_passed(d))
+            check_closed(t);
         return;
     }
 }
