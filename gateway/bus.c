@@ -1,9 +1,10 @@
 /* bus: broadcast rooms across workers, each message encoded once. */
 #include "gateway/bus.h"
 
-#include <event2/event.h>
 #include <pthread.h>
 #include <stdlib.h>
+
+#include "gateway/wake.h"
 
 /* One message on its way to another worker's members of a room. */
 struct bus_item {
@@ -17,7 +18,7 @@ struct bus_inbox {
     pthread_mutex_t lock;
     struct bus_item *head, **tail;
     bool open;
-    struct event *ev; /* activated by the poster when the queue was empty */
+    struct gw_wake *wake; /* rung by the poster when the queue was empty */
     struct gw_bus *bus;
     unsigned worker;
 };
@@ -94,7 +95,7 @@ deliver_local(struct room *r, unsigned worker, struct gw_bus_member *skip,
 }
 
 static void
-inbox_cb(evutil_socket_t fd, short what, void *arg)
+inbox_cb(void *arg)
 {
     struct bus_inbox *in = arg;
     pthread_mutex_lock(&in->lock);
@@ -114,11 +115,11 @@ int
 gw_bus_attach(struct gw_bus *b, unsigned worker, struct event_base *base)
 {
     struct bus_inbox *in = &b->inbox[worker];
-    struct event *ev = event_new(base, -1, 0, inbox_cb, in);
-    if (ev == NULL)
+    struct gw_wake *wake = gw_wake_new(base, inbox_cb, in);
+    if (wake == NULL)
         return -1;
     pthread_mutex_lock(&in->lock);
-    in->ev = ev;
+    in->wake = wake;
     in->open = true;
     pthread_mutex_unlock(&in->lock);
     return 0;
@@ -130,19 +131,18 @@ gw_bus_detach(struct gw_bus *b, unsigned worker)
     struct bus_inbox *in = &b->inbox[worker];
     pthread_mutex_lock(&in->lock);
     struct bus_item *it = in->head;
-    struct event *ev = in->ev;
+    struct gw_wake *wake = in->wake;
     in->head = NULL;
     in->tail = &in->head;
     in->open = false;
-    in->ev = NULL;
+    in->wake = NULL;
     pthread_mutex_unlock(&in->lock);
     while (it != NULL) {
         struct bus_item *next = it->next;
         item_free(it);
         it = next;
     }
-    if (ev != NULL)
-        event_free(ev);
+    gw_wake_free(wake);
 }
 
 enum room_result
@@ -188,7 +188,7 @@ post(struct gw_bus *b, unsigned v, struct room *r, struct gw_frame *f)
     *in->tail = it;
     in->tail = &it->next;
     if (wake)
-        event_active(in->ev, EV_READ, 0);
+        gw_wake_ring(in->wake);
     pthread_mutex_unlock(&in->lock);
     return 0;
 }

@@ -1,7 +1,6 @@
 /* main: command line, signals and workers; the only file that prints errors and exits. */
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <getopt.h>
 #include <openssl/rand.h>
 #include <signal.h>
@@ -359,11 +358,9 @@ main(int argc, char **argv)
         return check_only(cfg, path);
     gw_log_configure(cfg->log.level, cfg->log.format);
     signal(SIGPIPE, SIG_IGN);
-    if (evthread_use_pthreads() != 0) {
-        fprintf(stderr, "wsgate: cannot enable libevent threading\n");
-        cfg_free(cfg);
-        return 1;
-    }
+    /* No evthread_use_pthreads(): each event_base is looped and touched by
+     * one thread only (gateway/wake.h), so libevent's locks would only
+     * cost (a lock pair per event, per evbuffer call). */
     struct gw_main m = {.config_path = path};
     return run(&m, cfg);
 }

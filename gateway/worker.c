@@ -16,6 +16,7 @@
 #include "gateway/log.h"
 #include "gateway/tls.h"
 #include "gateway/upstream.h"
+#include "gateway/wake.h"
 
 /* Pause before accepting again when out of file descriptors. */
 #define GW_ACCEPT_RESUME_MS 100
@@ -124,7 +125,7 @@ start_drain(struct gw_worker *w)
 }
 
 static void
-cmd_cb(evutil_socket_t fd, short what, void *arg)
+cmd_cb(void *arg)
 {
     struct gw_worker *w = arg;
     pthread_mutex_lock(&w->lock);
@@ -172,13 +173,13 @@ gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_worker_listen *
         return gw_err_set(err, "worker %u: out of memory", id);
     }
     w->ctx.on_empty = on_empty;
-    w->ev_cmd = event_new(w->base, -1, 0, cmd_cb, w);
+    w->cmd = gw_wake_new(w->base, cmd_cb, w);
     w->ev_deadline = event_new(w->base, -1, 0, deadline_cb, w);
     w->ev_resume = event_new(w->base, -1, 0, resume_cb, w);
     struct gw_wsnap_worker wk = {id, shared->nworkers, shared->bus};
     bool attached = shared->bus == NULL || gw_bus_attach(shared->bus, id, w->base) == 0;
     if (!attached || (w->ctx.wsnap = gw_wsnap_new(snap, w->base, &wk, err)) == NULL ||
-        w->ev_cmd == NULL || w->ev_deadline == NULL || w->ev_resume == NULL) {
+        w->cmd == NULL || w->ev_deadline == NULL || w->ev_resume == NULL) {
         for (size_t i = 0; i < n; i++)
             close(socks[i].fd);
         return attached && w->ctx.wsnap == NULL
@@ -227,7 +228,7 @@ gw_worker_post_reload(struct gw_worker *w, struct gw_snapshot *snap)
     w->pending_snap = snap;
     pthread_mutex_unlock(&w->lock);
     gw_snapshot_unref(old);
-    event_active(w->ev_cmd, EV_TIMEOUT, 0);
+    gw_wake_ring(w->cmd);
 }
 
 void
@@ -237,7 +238,7 @@ gw_worker_post_drain(struct gw_worker *w, uint64_t drain_timeout_ms)
     w->pending_drain = true;
     w->drain_timeout_ms = drain_timeout_ms;
     pthread_mutex_unlock(&w->lock);
-    event_active(w->ev_cmd, EV_TIMEOUT, 0);
+    gw_wake_ring(w->cmd);
 }
 
 void
@@ -258,8 +259,7 @@ gw_worker_join_free(struct gw_worker *w)
             gw_bus_detach(w->ctx.shared->bus, w->id);
     }
     gw_snapshot_unref(w->pending_snap);
-    if (w->ev_cmd != NULL)
-        event_free(w->ev_cmd);
+    gw_wake_free(w->cmd);
     if (w->ev_deadline != NULL)
         event_free(w->ev_deadline);
     if (w->ev_resume != NULL)

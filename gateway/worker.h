@@ -11,6 +11,7 @@
 #include "gateway/snapshot.h"
 
 struct evconnlistener;
+struct gw_wake;
 
 /* One listening socket handed to a worker. */
 struct gw_worker_listen {
@@ -27,7 +28,7 @@ struct gw_worker {
     struct evconnlistener **listeners;
     struct gw_worker_listen *socks;
     size_t nlisteners;
-    struct event *ev_cmd;      /* woken by other threads through post_* */
+    struct gw_wake *cmd;       /* rung by other threads through post_* */
     struct event *ev_deadline; /* ends a drain that takes too long */
     struct event *ev_resume;   /* re-enables accepting after EMFILE */
     pthread_mutex_t lock;      /* guards the pending_* fields */

@@ -2,7 +2,6 @@
  */
 #include <check.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 
 #include "gateway/bus.h"
 #include "gateway/shared_frame.h"
+#include "gateway/wake.h"
 
 #define NW 3
 #define PER_WORKER 4 /* members on each worker */
@@ -159,7 +159,15 @@ struct worker {
     struct tmember *m; /* all members */
     unsigned id;
     pthread_t thread;
+    struct gw_wake *stop; /* rung by the test's thread: the loop breaks itself */
 };
+
+static void
+stop_cb(void *arg)
+{
+    struct worker *w = arg;
+    event_base_loopbreak(w->base);
+}
 
 /* Every member on this worker sends NMSG messages, from the worker's thread. */
 static void
@@ -190,6 +198,7 @@ START_TEST(test_threads_order_and_once)
     for (unsigned i = 0; i < NW; i++) {
         w[i] = (struct worker){.base = event_base_new(), .bus = bus, .id = i};
         ck_assert_int_eq(gw_bus_attach(bus, i, w[i].base), 0);
+        ck_assert_ptr_nonnull(w[i].stop = gw_wake_new(w[i].base, stop_cb, &w[i]));
     }
     struct tmember *m = members_new(bus, "threads");
     atomic_store(&delivered, 0);
@@ -204,8 +213,9 @@ START_TEST(test_threads_order_and_once)
     /* A hang guard, not a timing assertion: 120 s for what takes well under one. */
     for (int i = 0; i < 12000 && atomic_load(&delivered) < want; i++)
         nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    /* As in the gateway, no thread calls into another's event base. */
     for (unsigned i = 0; i < NW; i++) {
-        event_base_loopbreak(w[i].base);
+        gw_wake_ring(w[i].stop);
         pthread_join(w[i].thread, NULL);
     }
     ck_assert_uint_eq(atomic_load(&delivered), want);
@@ -218,6 +228,7 @@ START_TEST(test_threads_order_and_once)
     members_free(bus, m);
     for (unsigned i = 0; i < NW; i++) {
         event_free(ev[i]);
+        gw_wake_free(w[i].stop);
         gw_bus_detach(bus, i);
         event_base_free(w[i].base);
     }
@@ -241,8 +252,6 @@ bus_suite(void)
 int
 main(void)
 {
-    if (evthread_use_pthreads() != 0)
-        return EXIT_FAILURE;
     SRunner *sr = srunner_create(bus_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
