@@ -6,11 +6,13 @@ import re
 import resource
 import signal
 import socket
+import struct
+import threading
 import time
 import unittest
 
-from wsgate_harness import (IO_TIMEOUT, Gateway, GatewayTestCase, RawClient,
-                            client_frame, run_async, ws_connect)
+from wsgate_harness import (IO_TIMEOUT, OP_CLOSE, OP_TEXT, Gateway, GatewayTestCase,
+                            RawClient, client_frame, close_payload, run_async, ws_connect)
 
 MEMBERS = 1000
 SENDERS = 4
@@ -179,7 +181,9 @@ class BroadcastTest(GatewayTestCase):
                     self.assertEqual(await asyncio.wait_for(ws.recv(), 60), "end", i)
             finally:
                 await asyncio.gather(*(ws.close() for ws in conns if ws is not None))
-        run_async(go(), timeout=600)
+        # Below ctest's TIMEOUT for this whole file (300 s): a hang fails
+        # here, with a traceback, rather than being killed from outside.
+        run_async(go(), timeout=240)
 
     def test_slow_member_does_not_stall_the_room(self):
         async def go():
@@ -223,6 +227,196 @@ class BroadcastTest(GatewayTestCase):
                     await a.send("now b")
                     self.assertEqual(await recv(b), "now b")
         run_async(go())
+
+
+SLOW_CONFIG = """\
+listeners:
+  - address: 127.0.0.1:0
+workers: 1
+log: { level: info, format: text }
+routes:
+  - { name: sr-close, path_prefix: /close/, handler: broadcast, max_send_queue: 64KiB,
+      slow_reader: close, ping_interval: off }
+  - { name: sr-drop, path_prefix: /drop/, handler: broadcast, max_send_queue: 64KiB,
+      slow_reader: drop, ping_interval: off }
+"""
+
+SLOW_PAYLOAD = 16 * 1024  # four messages fill the 64 KiB queue
+# Enough to fill any kernel buffers on the way too (the gateway's send buffer
+# may grow to a few MiB): the burst ends as soon as the gateway says the
+# queue is full, long before this.
+SLOW_MAX_BURST = 4000
+
+
+def slow_client(port, path):
+    """A member that reads nothing: a tiny receive window, so that the
+    kernel buffers little for it and the gateway's own queue soon fills."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window
+    sock.settimeout(IO_TIMEOUT)
+    sock.connect(("127.0.0.1", port))
+    c = RawClient.__new__(RawClient)
+    c.sock, c.buf = sock, b""
+    c.handshake(path)
+    return c
+
+
+def closed_line(gw, conn):
+    """The ws_closed line of connection `conn` as a dict of its fields."""
+    line = gw.wait_for_log(rf"ws_closed .*\bconn={conn}\b")
+    return dict(re.findall(r"(\w+)=(\S+)", line))
+
+
+class SlowReaderPolicyTest(GatewayTestCase):
+    """A member whose queue would pass max_send_queue: slow_reader: close
+    closes it with 1008, slow_reader: drop skips it for that message only;
+    either way the members that read get everything, and the counters of
+    the ws_closed line say what happened. One worker, so that once a member
+    that reads has a message, every member of the room has been offered it."""
+    CONFIG = SLOW_CONFIG
+
+    def burst(self, sender, reader, until, start=0):
+        """Sends numbered messages in lockstep with a member that reads them,
+        until a log line matches `until`; returns how many were sent."""
+        rx = re.compile(until)
+        for k in range(start, start + SLOW_MAX_BURST):
+            msg = f"{k:06d}".encode() + b"x" * SLOW_PAYLOAD
+            sender.send(client_frame(OP_TEXT, msg))
+            self.assertEqual(reader.read_frame(), (True, OP_TEXT, msg))
+            if any(rx.search(l) for l in self.gw.stderr_lines):
+                return k + 1
+        self.fail(f"no log line matches {until!r} after {SLOW_MAX_BURST} messages")
+
+    def numbered(self, payloads):
+        """The numbers of the burst messages among payloads, checked to be
+        whole and in the order sent."""
+        out = []
+        for p in payloads:
+            self.assertEqual(len(p), 6 + SLOW_PAYLOAD)
+            self.assertEqual(p[6:], b"x" * SLOW_PAYLOAD)
+            out.append(int(p[:6]))
+        self.assertEqual(out, sorted(set(out)), "each at most once, in order")
+        return out
+
+    def test_close_policy_closes_the_slow_member_with_1008(self):
+        slow = slow_client(self.port, "/close/r")
+        self.addCleanup(slow.close)
+        with RawClient(self.port) as sender, RawClient(self.port) as reader:
+            sender.handshake("/close/r")
+            reader.handshake("/close/r")
+            sent = self.burst(sender, reader, r"ws_slow_reader action=close code=1008 "
+                              r"queued=\d+ limit=65536 route=sr-close conn=\d+")
+            line = self.gw.wait_for_log(r"ws_slow_reader action=close .*route=sr-close")
+            conn = re.search(r"conn=(\d+)", line).group(1)
+            self.gw.wait_for_log(r"broadcast_slow route=sr-close")
+            # The room goes on without it: the reader gets everything after.
+            for k in range(sent, sent + 20):
+                msg = f"{k:06d}".encode() + b"x" * SLOW_PAYLOAD
+                sender.send(client_frame(OP_TEXT, msg))
+                self.assertEqual(reader.read_frame(), (True, OP_TEXT, msg))
+            # The slow member, reading at last: what was queued before the
+            # limit, in order, then the close frame.
+            got = []
+            while True:
+                fin, op, payload = slow.read_frame()
+                if op == OP_CLOSE:
+                    break
+                self.assertEqual((fin, op), (True, OP_TEXT))
+                got.append(payload)
+            self.assertEqual(struct.unpack("!H", payload[:2])[0], 1008)
+            self.assertEqual(payload[2:], b"slow reader")
+            nums = self.numbered(got)
+            self.assertEqual(nums, list(range(len(nums))), "nothing skipped before")
+            self.assertLess(len(nums), sent)
+            slow.send(client_frame(OP_CLOSE, close_payload(1008)))
+            self.assertTrue(slow.at_eof())
+            fields = closed_line(self.gw, conn)
+            self.assertEqual(fields["route"], "sr-close")
+            self.assertEqual(int(fields["msgs_out"]), len(nums))
+            self.assertEqual(fields["slow_reader_drops"], "0")
+            self.assertEqual(fields["route_slow_reader_closes"], "1")
+            self.assertEqual(fields["route_slow_reader_drops"], "0")
+            # A newcomer joins the same room and gets the next message.
+            with RawClient(self.port) as late:
+                late.handshake("/close/r")
+                sender.send(client_frame(OP_TEXT, "after the close"))
+                self.assertEqual(reader.read_frame(), (True, OP_TEXT, b"after the close"))
+                self.assertEqual(late.read_frame(), (True, OP_TEXT, b"after the close"))
+
+    def test_drop_policy_skips_messages_and_keeps_the_member(self):
+        slow = slow_client(self.port, "/drop/r")
+        self.addCleanup(slow.close)
+        with RawClient(self.port) as sender, RawClient(self.port) as reader:
+            sender.handshake("/drop/r")
+            reader.handshake("/drop/r")
+            sent = self.burst(sender, reader, r"ws_slow_reader action=drop "
+                              r"queued=\d+ limit=65536 route=sr-drop conn=\d+")
+            line = self.gw.wait_for_log(r"ws_slow_reader action=drop .*route=sr-drop")
+            conn = re.search(r"conn=(\d+)", line).group(1)
+            # More while it still reads nothing: dropped for it alone.
+            for k in range(sent, sent + 50):
+                msg = f"{k:06d}".encode() + b"x" * SLOW_PAYLOAD
+                sender.send(client_frame(OP_TEXT, msg))
+                self.assertEqual(reader.read_frame(), (True, OP_TEXT, msg))
+            sent += 50
+
+            # Now it reads (on a thread: the queue drains as it does).
+            got, done = [], threading.Event()
+
+            def collect():
+                try:
+                    while True:
+                        fin, op, payload = slow.read_frame()
+                        got.append((op, payload))
+                        if op != OP_TEXT or payload == b"last":
+                            return
+                finally:
+                    done.set()
+            t = threading.Thread(target=collect, daemon=True)
+            t.start()
+            # Markers until one reaches it: its queue was empty then, so
+            # what follows (a few bytes) is never over the limit.
+            markers = 0
+            deadline = time.monotonic() + IO_TIMEOUT
+            while not any(p.startswith(b"m:") for _, p in list(got)):
+                self.assertLess(time.monotonic(), deadline, "no marker got through")
+                self.assertFalse(done.is_set(), got[-1:])
+                msg = f"m:{markers}".encode()
+                sender.send(client_frame(OP_TEXT, msg))
+                self.assertEqual(reader.read_frame(), (True, OP_TEXT, msg))
+                markers += 1
+                time.sleep(0.02)
+            tail = [b"t:0", b"t:1", b"t:2", b"last"]
+            for msg in tail:
+                sender.send(client_frame(OP_TEXT, msg))
+                self.assertEqual(reader.read_frame(), (True, OP_TEXT, msg))
+            self.assertTrue(done.wait(IO_TIMEOUT))
+            t.join()
+            ops = {op for op, _ in got}
+            self.assertEqual(ops, {OP_TEXT}, "no close, only messages")
+            payloads = [p for _, p in got]
+            first_marker = next(i for i, p in enumerate(payloads) if p.startswith(b"m:"))
+            nums = self.numbered(payloads[:first_marker])
+            self.assertEqual(nums[0], 0)
+            self.assertLess(len(nums), sent, "some were dropped")
+            seen = [int(p[2:]) for p in payloads[first_marker:] if p.startswith(b"m:")]
+            self.assertEqual(seen, sorted(set(seen)))
+            self.assertEqual(payloads[first_marker + len(seen):], tail)
+            # Still open both ways: it can talk to the room.
+            slow.send(client_frame(OP_TEXT, "still here"))
+            self.assertEqual(reader.read_frame(), (True, OP_TEXT, b"still here"))
+            slow.send(client_frame(OP_CLOSE, close_payload(1000)))
+            self.assertEqual(slow.read_close(), (1000, b""))
+            # Every message it did not get was counted as a drop.
+            fields = closed_line(self.gw, conn)
+            offered = sent + markers + len(tail)
+            self.assertEqual(fields["route"], "sr-drop")
+            self.assertEqual(int(fields["msgs_out"]), len(payloads))
+            self.assertEqual(int(fields["slow_reader_drops"]), offered - len(payloads))
+            self.assertEqual(fields["route_slow_reader_drops"], fields["slow_reader_drops"])
+            self.assertEqual(fields["route_slow_reader_closes"], "0")
+        self.assertFalse([l for l in self.gw.stderr_lines
+                          if "ws_slow_reader action=close" in l and "sr-drop" in l])
 
 
 class BroadcastReloadTest(unittest.TestCase):
