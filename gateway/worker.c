@@ -163,6 +163,7 @@ gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_worker_listen *
     memset(w, 0, sizeof(*w));
     w->id = id;
     pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->ready_cond, NULL);
     w->base = new_base();
     w->listeners = calloc(n ? n : 1, sizeof(*w->listeners));
     w->socks = calloc(n ? n : 1, sizeof(*w->socks));
@@ -176,16 +177,14 @@ gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_worker_listen *
     w->cmd = gw_wake_new(w->base, cmd_cb, w);
     w->ev_deadline = event_new(w->base, -1, 0, deadline_cb, w);
     w->ev_resume = event_new(w->base, -1, 0, resume_cb, w);
-    struct gw_wsnap_worker wk = {id, shared->nworkers, shared->bus};
     bool attached = shared->bus == NULL || gw_bus_attach(shared->bus, id, w->base) == 0;
-    if (!attached || (w->ctx.wsnap = gw_wsnap_new(snap, w->base, &wk, err)) == NULL ||
-        w->cmd == NULL || w->ev_deadline == NULL || w->ev_resume == NULL) {
+    if (!attached || w->cmd == NULL || w->ev_deadline == NULL || w->ev_resume == NULL) {
         for (size_t i = 0; i < n; i++)
             close(socks[i].fd);
-        return attached && w->ctx.wsnap == NULL
-                   ? -1
-                   : gw_err_set(err, "worker %u: out of memory", id);
+        return gw_err_set(err, "worker %u: out of memory", id);
     }
+    gw_snapshot_ref(snap);
+    w->first_snap = snap;
     for (size_t i = 0; i < n; i++) {
         w->socks[i] = socks[i];
         w->listeners[i] = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE,
@@ -205,7 +204,19 @@ static void *
 worker_main(void *arg)
 {
     struct gw_worker *w = arg;
-    event_base_dispatch(w->base);
+    struct gw_wsnap_worker wk = {w->id, w->ctx.shared->nworkers, w->ctx.shared->bus};
+    struct gw_err err = {0};
+    w->ctx.wsnap = gw_wsnap_new(w->first_snap, w->base, &wk, &err);
+    pthread_mutex_lock(&w->lock);
+    w->ready = w->ctx.wsnap != NULL ? 1 : -1;
+    w->ready_err = err;
+    pthread_cond_signal(&w->ready_cond);
+    pthread_mutex_unlock(&w->lock);
+    if (w->ctx.wsnap != NULL)
+        event_base_dispatch(w->base);
+    /* Connections (their handlers' on_close) and the handler instances end
+     * on this thread too. */
+    gw_ctx_cleanup(&w->ctx);
     return NULL;
 }
 
@@ -216,7 +227,15 @@ gw_worker_start(struct gw_worker *w, struct gw_err *err)
     if (rc != 0)
         return gw_err_set(err, "worker %u: cannot start thread: %s", w->id, strerror(rc));
     w->started = true;
-    return 0;
+    pthread_mutex_lock(&w->lock);
+    while (w->ready == 0)
+        pthread_cond_wait(&w->ready_cond, &w->lock);
+    int ready = w->ready;
+    pthread_mutex_unlock(&w->lock);
+    if (ready > 0)
+        return 0;
+    *err = w->ready_err;
+    return -1;
 }
 
 void
@@ -259,6 +278,7 @@ gw_worker_join_free(struct gw_worker *w)
             gw_bus_detach(w->ctx.shared->bus, w->id);
     }
     gw_snapshot_unref(w->pending_snap);
+    gw_snapshot_unref(w->first_snap);
     gw_wake_free(w->cmd);
     if (w->ev_deadline != NULL)
         event_free(w->ev_deadline);
@@ -266,5 +286,6 @@ gw_worker_join_free(struct gw_worker *w)
         event_free(w->ev_resume);
     if (w->base != NULL)
         event_base_free(w->base);
+    pthread_cond_destroy(&w->ready_cond);
     pthread_mutex_destroy(&w->lock);
 }

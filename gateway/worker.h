@@ -35,6 +35,13 @@ struct gw_worker {
     struct gw_snapshot *pending_snap;
     bool pending_drain;
     uint64_t drain_timeout_ms;
+    /* The first configuration's handler instances are created on the
+     * worker's thread, like every later one (handler.h: destroy runs where
+     * create ran); start waits for that under lock. */
+    struct gw_snapshot *first_snap;
+    pthread_cond_t ready_cond;
+    int ready; /* 0 not yet, 1 serving, -1 failed with ready_err */
+    struct gw_err ready_err;
 };
 
 /* Prepares worker `id` with its own event base over socks[0..n) (taking
@@ -44,7 +51,8 @@ int gw_worker_init(struct gw_worker *w, unsigned id, const struct gw_worker_list
                    size_t n, struct gw_snapshot *snap, struct gw_shared *shared,
                    struct gw_err *err);
 
-/* Starts the worker's thread. Returns 0 or -1 with err filled. */
+/* Starts the worker's thread, which creates its handler instances; returns
+ * once they are (0), or -1 with err filled (the thread has then ended). */
 int gw_worker_start(struct gw_worker *w, struct gw_err *err);
 
 /* From any thread: switch new connections to snap (the worker takes its own
