@@ -75,6 +75,7 @@ struct gw_tunnel {
 };
 
 static void run(struct gw_tunnel *t, struct tun_dir *d);
+static void source_ended(struct gw_tunnel *t, struct tun_dir *d);
 
 static struct evbuffer *
 side_out(const struct tun_side *s)
@@ -105,7 +106,11 @@ side_read(struct tun_side *s, uint8_t *buf, size_t cap, int *io)
     ssize_t n = recv(s->fd, buf, cap, 0);
     if (n > 0)
         return n;
-    s->at_eof = n == 0;
+    if (n == 0) {
+        /* A level-triggered read event would report the EOF forever. */
+        s->at_eof = true;
+        event_del(s->rd);
+    }
     *io = n == 0                                                      ? TUN_EOF
           : errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? TUN_WAIT
                                                                       : TUN_ERROR;
@@ -346,9 +351,10 @@ pass_eof(struct gw_tunnel *t, struct tun_dir *d)
 {
     if (!d->eof || d->shut || !flushed(d))
         return;
-    evutil_socket_t fd = bufferevent_getfd(d->to->bev);
     struct tun_dir *other = d == &t->up ? &t->down : &t->up;
-    /* Over TLS a raw shutdown would cut the record stream: end both. */
+    /* Over TLS (or a pair) a raw shutdown would cut the record stream, and
+     * `fd` is -1 for those: end both. */
+    evutil_socket_t fd = d->to->fd;
     if (other->eof || d->closed_frame || fd < 0 || shutdown(fd, SHUT_WR) != 0) {
         finish(t);
         return;
@@ -362,13 +368,16 @@ drained(struct gw_tunnel *t, struct tun_dir *d)
 {
     if (t->done)
         return;
-    if (d->paused && !d->eof &&
-        evbuffer_get_length(side_out(d->to)) <= t->env.buffer / 2) {
+    if (d->paused && evbuffer_get_length(side_out(d->to)) <= t->env.buffer / 2) {
         d->paused = false;
         if (d->to->fd < 0)
             bufferevent_setwatermark(d->to->bev, EV_WRITE, 0, 0);
-        side_read_enable(d->from, true);
-        run(t, d);
+        if (d->eof) {
+            source_ended(t, d); /* the rest of what it sent before its EOF */
+        } else {
+            side_read_enable(d->from, true);
+            run(t, d);
+        }
         if (t->done)
             return;
     }
@@ -402,21 +411,36 @@ upstream_gone(struct gw_tunnel *t)
         check_closed(t);
 }
 
+/* d's source is at EOF: relay what it still holds, then pass the end on
+ * (a half-close; or 1014 to the client for an upstream gone without a
+ * close frame). A source paused with bytes left comes back through
+ * drained() once its destination took some. */
+static void
+source_ended(struct gw_tunnel *t, struct tun_dir *d)
+{
+    pump(t, d);
+    if (t->done ||
+        (d->paused && evbuffer_get_length(bufferevent_get_input(d->from->bev)) > 0))
+        return;
+    if (d == &t->down && !d->closed_frame && t->closing == 0)
+        upstream_gone(t);
+    else
+        pass_eof(t, d);
+}
+
 /* Something happened to d's source: EOF, or an error on either side. */
 static void
 on_event(struct gw_tunnel *t, struct tun_dir *d, short events)
 {
     if (t->done)
         return;
-    if (d == &t->down && !d->closed_frame && t->closing == 0) {
-        upstream_gone(t);
-        return;
-    }
     if ((events & BEV_EVENT_EOF) && (events & BEV_EVENT_READING)) {
         d->eof = true;
-        pump(t, d);
-        if (!t->done)
-            pass_eof(t, d);
+        source_ended(t, d);
+        return;
+    }
+    if (d == &t->down && !d->closed_frame && t->closing == 0) {
+        upstream_gone(t);
         return;
     }
     finish(t); /* an error on either connection ends both */
