@@ -61,7 +61,8 @@ struct conn_hs {
     struct ws_handshake hs;
     struct token_header th[HTTP1_MAX_HEADERS];
     struct token_found cred;
-    char *protocols; /* Sec-WebSocket-Protocol as forwarded upstream, or NULL */
+    char *protocols;  /* Sec-WebSocket-Protocol as forwarded upstream, or NULL */
+    char *extensions; /* Sec-WebSocket-Extensions likewise (all lines joined) */
 };
 
 struct gw_conn {
@@ -131,6 +132,7 @@ hs_free(struct gw_conn *c)
         return;
     free(c->hs->head);
     free(c->hs->protocols);
+    free(c->hs->extensions);
     /* The credential may be a secret: do not leave it in freed memory. */
     OPENSSL_cleanse(&c->hs->cred, sizeof(c->hs->cred));
     free(c->hs);
@@ -635,9 +637,10 @@ proxy(struct gw_conn *c)
     struct upstream_req_params rp = {.req = &hs->req,
                                      .drop_bearer_protocol = conn_drops_bearer(c)};
     size_t cap = (size_t)conn_limits(c)->max_request_head + 1;
-    int plen;
-    if ((hs->protocols = malloc(cap)) == NULL ||
-        (plen = upstream_req_protocols(&rp, hs->protocols, cap)) < 0) {
+    int plen, elen;
+    if ((hs->protocols = malloc(cap)) == NULL || (hs->extensions = malloc(cap)) == NULL ||
+        (plen = upstream_req_protocols(&rp, hs->protocols, cap)) < 0 ||
+        (elen = upstream_req_extensions(&rp, hs->extensions, cap)) < 0) {
         reject(c, 503, "out of memory", NULL);
         return;
     }
@@ -645,10 +648,9 @@ proxy(struct gw_conn *c)
         offer.protocols = hs->protocols;
         offer.protocols_len = (size_t)plen;
     }
-    int i;
-    if ((i = http1_find_header(&hs->req, "sec-websocket-extensions")) >= 0) {
-        offer.extensions = hs->req.headers[i].value;
-        offer.extensions_len = hs->req.headers[i].value_len;
+    if (elen > 0) {
+        offer.extensions = hs->extensions;
+        offer.extensions_len = (size_t)elen;
     }
     const struct cfg_limits *lim = conn_limits(c);
     struct gw_up_params p = {

@@ -601,16 +601,17 @@ upstream_req_build(const struct upstream_req_params *p, char *out, size_t cap)
     return (int)o.len;
 }
 
-int
-upstream_req_protocols(const struct upstream_req_params *p, char *out, size_t cap)
+/* One header's merged list as forwarded, without its name and CRLF. */
+static int
+list_only(const struct upstream_req_params *p, char *out, size_t cap,
+          void (*put_list)(struct out *, const struct upstream_req_params *),
+          size_t name_len)
 {
     if (p->req == NULL)
         return -1;
     struct out o = {.buf = out, .cap = out != NULL ? cap : 0};
     classify(&o, p);
-    put_protocols(&o, p);
-    /* Only the list: without "Sec-WebSocket-Protocol: " and the CRLF. */
-    static const size_t name_len = sizeof("Sec-WebSocket-Protocol: ") - 1;
+    put_list(&o, p);
     if (o.over || o.len > INT_MAX)
         return -1;
     if (o.len == 0) {
@@ -621,4 +622,17 @@ upstream_req_protocols(const struct upstream_req_params *p, char *out, size_t ca
     memmove(out, out + name_len, n);
     out[n] = '\0';
     return (int)n;
+}
+
+int
+upstream_req_protocols(const struct upstream_req_params *p, char *out, size_t cap)
+{
+    return list_only(p, out, cap, put_protocols, sizeof("Sec-WebSocket-Protocol: ") - 1);
+}
+
+int
+upstream_req_extensions(const struct upstream_req_params *p, char *out, size_t cap)
+{
+    return list_only(p, out, cap, put_extensions,
+                     sizeof("Sec-WebSocket-Extensions: ") - 1);
 }

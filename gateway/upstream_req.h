@@ -57,4 +57,8 @@ int upstream_req_build(const struct upstream_req_params *p, char *out, size_t ca
  * forwarded), or -1 when it does not fit. Pure. */
 int upstream_req_protocols(const struct upstream_req_params *p, char *out, size_t cap);
 
+/* The same for Sec-WebSocket-Extensions: every line's elements, joined as
+ * upstream_req_build forwards them. */
+int upstream_req_extensions(const struct upstream_req_params *p, char *out, size_t cap);
+
 #endif

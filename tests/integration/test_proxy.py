@@ -15,7 +15,7 @@ import unittest
 import websockets
 
 from upstreams import DeadPort, EchoUpstream, FrameCounter, ScriptedUpstream
-from wsgate_harness import (IO_TIMEOUT, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,
+from wsgate_harness import (IO_TIMEOUT, accept_for, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,
                             OP_TEXT, REASONS, SAMPLE_KEY, Gateway, GatewayTestCase,
                             client_frame, close_payload, run_async, upgrade_request,
                             ws_connect)
@@ -48,6 +48,7 @@ routes:
     upstream: "ws://127.0.0.1:@A@"
     upstream_host: backend.local
   - { name: counted, path: /counted, upstream: "ws://127.0.0.1:@A@" }
+  - { name: deflate, path: /deflate, upstream: "ws://127.0.0.1:@D@" }
   - { name: refused, path: /refused, upstream: "ws://127.0.0.1:@DEAD@" }
   - name: alldead
     path: /alldead
@@ -175,11 +176,12 @@ class ProxyTest(UpstreamsMixin, GatewayTestCase):
         cls.a = cls.start_upstream(EchoUpstream("A", subprotocols=["chat.v1"]))
         cls.b = cls.start_upstream(EchoUpstream("B"))
         cls.c = cls.start_upstream(EchoUpstream("C"))
+        cls.d = cls.start_upstream(EchoUpstream("D", compression="deflate"))
         cls.s = cls.start_upstream(ScriptedUpstream("S"))
         cls.dead = cls.start_upstream(DeadPort())
         cls.dead2 = cls.start_upstream(DeadPort())
-        cls.CONFIG = fill(CONFIG, A=cls.a.port, B=cls.b.port, C=cls.c.port, S=cls.s.port,
-                          DEAD=cls.dead.port, DEAD2=cls.dead2.port)
+        cls.CONFIG = fill(CONFIG, A=cls.a.port, B=cls.b.port, C=cls.c.port, D=cls.d.port,
+                          S=cls.s.port, DEAD=cls.dead.port, DEAD2=cls.dead2.port)
         super().setUpClass()
 
     # ---- helpers
@@ -685,6 +687,36 @@ class ProxyTest(UpstreamsMixin, GatewayTestCase):
         self.assertEqual(rec["close_code"], 1009,
                          "the upstream did not get close 1009 at a frame boundary: " + str(rec))
 
+    def test_python_client_and_upstream_negotiate_deflate_end_to_end(self):
+        text = "compressible " * 20000
+
+        async def go():
+            async with ws_connect(self.url("/deflate?id=deflate-py"),
+                                  compression="deflate") as ws:
+                self.assertEqual([e.name for e in ws.extensions], ["permessage-deflate"])
+                for _ in range(3):
+                    await ws.send(text)
+                    self.assertEqual(await asyncio.wait_for(ws.recv(), 60), text)
+        run_async(go())
+        rec = self.d.wait_until(
+            lambda: next((c for c in self.d.connections if "deflate-py" in c["path"]), None),
+            what="the deflate connection")
+        self.assertEqual(rec["extensions"], ["permessage-deflate"])
+
+    def test_extension_offers_on_several_lines_are_one_offer(self):
+        # The upstream picks from the second line: a choice it was offered.
+        extra = [("Sec-WebSocket-Extensions", "x-unknown"),
+                 ("Sec-WebSocket-Extensions", "permessage-deflate")]
+        with self.raw() as c:
+            resp = c.handshake("/deflate?id=deflate-lines", extra=extra)
+            self.assertEqual((resp.header("Sec-WebSocket-Extensions") or "").split(";")[0],
+                             "permessage-deflate", resp)
+        rec = self.d.wait_until(
+            lambda: next((c for c in self.d.connections if "deflate-lines" in c["path"]),
+                         None), what="the deflate connection")
+        names = [v for n, v in rec["headers"] if n.lower() == "sec-websocket-extensions"]
+        self.assertEqual(names, ["x-unknown, permessage-deflate"], rec)
+
     def test_messages_and_bytes_are_counted_per_route(self):
         # Only this test uses the route: its totals are these two tunnels'.
         frames = [client_frame(OP_TEXT, "m" * n, mask=b"\0\0\0\0") for n in (1, 200, 70000)]
@@ -744,6 +776,94 @@ limits: { idle_timeout: 1s }
 routes:
   - { name: foo, path: /foo, upstream: "ws://127.0.0.1:@A@" }
 """
+
+
+class HalfOpenUpstream:
+    """A raw WebSocket upstream: answers the handshake, then reports what it
+    reads (its EOF included) and sends what the test tells it to."""
+
+    def __init__(self):
+        self.ls = socket.create_server(("127.0.0.1", 0))
+        self.port = self.ls.getsockname()[1]
+        self.conns = []
+        self.ready = threading.Condition()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                s, _ = self.ls.accept()
+            except OSError:
+                return
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += s.recv(4096)
+            key = [l.split(b":", 1)[1].strip().decode() for l in buf.split(b"\r\n")
+                   if l.lower().startswith(b"sec-websocket-key:")][0]
+            s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                      + accept_for(key).encode() + b"\r\n\r\n")
+            with self.ready:
+                self.conns.append(s)
+                self.ready.notify_all()
+
+    def next_conn(self, n):
+        with self.ready:
+            self.ready.wait_for(lambda: len(self.conns) >= n, IO_TIMEOUT)
+            return self.conns[n - 1]
+
+    def stop(self):
+        self.ls.close()
+        for s in self.conns:
+            s.close()
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class HalfCloseTest(GatewayTestCase):
+    """A peer that shuts its sending side without a close frame: the other
+    side gets the EOF, can still send the other way, and the gateway waits
+    without spinning."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.up = HalfOpenUpstream()
+        cls.addClassCleanup(cls.up.stop)
+        cls.CONFIG = ("listeners: [{ address: 127.0.0.1:0 }]\nworkers: 1\n"
+                      "log: { level: info, format: text }\nroutes:\n"
+                      f"  - {{ name: half, path: /half, upstream: \"ws://127.0.0.1:{cls.up.port}\" }}\n")
+        super().setUpClass()
+
+    def test_client_half_close_reaches_the_upstream_and_data_still_flows_back(self):
+        with self.raw() as c:
+            c.handshake("/half")
+            u = self.up.next_conn(1)
+            u.settimeout(IO_TIMEOUT)
+            c.send(client_frame(OP_TEXT, b"before", mask=b"\0\0\0\0"))
+            got = b""
+            while len(got) < 12:  # 2 header bytes, the (zero) mask, the payload
+                chunk = u.recv(64)
+                self.assertTrue(chunk, "EOF before the frame")
+                got += chunk
+            self.assertEqual(got[6:], b"before")
+            c.sock.shutdown(socket.SHUT_WR)
+            self.assertEqual(u.recv(64), b"", "the upstream did not get the half-close")
+            # While one direction is shut, the gateway must not poll the
+            # dead one: a spinning worker burns a core in this second.
+            before = cpu_seconds(self.gw.proc.pid)
+            time.sleep(1.0)
+            self.assertLess(cpu_seconds(self.gw.proc.pid) - before, 0.5,
+                            "the gateway spins on a half-closed connection")
+            u.sendall(bytes([0x81, 5]) + b"after")
+            self.assertEqual(c.read_frame(), (True, OP_TEXT, b"after"))
+            # The upstream goes without a close frame: the client hears 1014.
+            u.close()
+            self.assertEqual(c.read_close()[0], 1014)
+            self.assertTrue(c.at_eof())
 
 
 class IdleTimeoutTest(UpstreamsMixin, GatewayTestCase):

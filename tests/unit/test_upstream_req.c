@@ -329,12 +329,13 @@ START_TEST(test_build)
 }
 END_TEST
 
-/* The offered list equals the Sec-WebSocket-Protocol line the request
- * forwards (none when it forwards none), and never overflows its cap. */
-START_TEST(test_protocols)
+/* Each offered list equals the line the request forwards (none when it
+ * forwards none), and never overflows its cap. */
+static void
+check_list(const struct req_case *tc, const char *name,
+           int (*list_of)(const struct upstream_req_params *, char *, size_t))
 {
-    const struct req_case *tc = &req_cases[_i];
-    char head[2048], out[2048], list[2048];
+    char head[2048], out[2048], list[2048], prefix[64];
     struct http1_request req;
     struct ws_handshake hs;
     client_request(tc->target, tc->headers, head, sizeof(head), &req, &hs);
@@ -342,22 +343,36 @@ START_TEST(test_protocols)
     int n = upstream_req_build(&p, out, sizeof(out));
     ck_assert_int_gt(n, 0);
     out[n] = '\0';
-    const char *line = strstr(out, "\r\nSec-WebSocket-Protocol: ");
-    int m = upstream_req_protocols(&p, list, sizeof(list));
+    snprintf(prefix, sizeof(prefix), "\r\n%s: ", name);
+    const char *line = strstr(out, prefix);
+    int m = list_of(&p, list, sizeof(list));
     if (line == NULL) {
-        ck_assert_msg(m == 0, "%s: %d", tc->name, m);
+        ck_assert_msg(m == 0, "%s: %s: %d", tc->name, name, m);
         ck_assert_str_eq(list, "");
         return;
     }
-    line += strlen("\r\nSec-WebSocket-Protocol: ");
+    line += strlen(prefix);
     size_t want = (size_t)(strstr(line, "\r\n") - line);
     ck_assert_msg((size_t)m == want && memcmp(list, line, want) == 0 && list[m] == '\0',
-                  "%s: got %d \"%s\", want \"%.*s\"", tc->name, m, list, (int)want, line);
+                  "%s: %s: got %d \"%s\", want \"%.*s\"", tc->name, name, m, list,
+                  (int)want, line);
     for (size_t cap = 0; cap <= (size_t)m; cap++) {
         char *small = malloc(cap > 0 ? cap : 1);
-        ck_assert_int_eq(upstream_req_protocols(&p, cap > 0 ? small : NULL, cap), -1);
+        ck_assert_int_eq(list_of(&p, cap > 0 ? small : NULL, cap), -1);
         free(small);
     }
+}
+
+START_TEST(test_protocols)
+{
+    check_list(&req_cases[_i], "Sec-WebSocket-Protocol", upstream_req_protocols);
+}
+END_TEST
+
+/* Several Extensions lines are one offer: an upstream may pick from any. */
+START_TEST(test_extensions)
+{
+    check_list(&req_cases[_i], "Sec-WebSocket-Extensions", upstream_req_extensions);
 }
 END_TEST
 
@@ -652,6 +667,7 @@ upstream_req_suite(void)
     tcase_add_loop_test(tc, test_build, 0, NELEM(req_cases));
     tcase_add_loop_test(tc, test_overflow, 0, NELEM(req_cases));
     tcase_add_loop_test(tc, test_protocols, 0, NELEM(req_cases));
+    tcase_add_loop_test(tc, test_extensions, 0, NELEM(req_cases));
     tcase_add_loop_test(tc, test_target, 0, NELEM(target_cases));
     tcase_add_loop_test(tc, test_cut_segment, 0, NELEM(cut_cases));
     tcase_add_loop_test(tc, test_dropped, 0, NELEM(dropped_headers));
