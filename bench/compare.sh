@@ -145,21 +145,35 @@ EOF
   owner[haproxy]=$!
 }
 
-for p in $proxies; do
-  case $p in
-  wsgate) start_wsgate ;;
-  nginx) start_nginx nginx 4k ;;
-  nginx64k) start_nginx nginx64k 64k ;;
-  haproxy) start_haproxy ;;
-  *) echo "compare.sh: unknown proxy $p" >&2; exit 2 ;;
-  esac
-done
-for p in $proxies; do
-  wait_port "${port[$p]}"
-  if [[ $p == nginx* ]]; then
-    pid[$p]=$(pgrep -P "${owner[$p]}" | head -n1) # the one worker
-  fi
-done
+start_all() {
+  for p in $proxies; do
+    case $p in
+    wsgate) start_wsgate ;;
+    nginx) start_nginx nginx 4k ;;
+    nginx64k) start_nginx nginx64k 64k ;;
+    haproxy) start_haproxy ;;
+    *) echo "compare.sh: unknown proxy $p" >&2; exit 2 ;;
+    esac
+  done
+  for p in $proxies; do
+    wait_port "${port[$p]}"
+    if [[ $p == nginx* ]]; then
+      pid[$p]=$(pgrep -P "${owner[$p]}" | head -n1) # the one worker
+    fi
+  done
+}
+
+# Memory is measured on fresh processes: a heap that earlier scenarios grew
+# would hide what new connections cost.
+restart_all() {
+  for p in $proxies; do
+    kill "${owner[$p]}" 2>/dev/null || true
+    wait "${owner[$p]}" 2>/dev/null || true
+  done
+  start_all
+}
+
+start_all
 
 # -- scenarios ------------------------------------------------------------------
 
@@ -230,6 +244,7 @@ for s in $only; do
       msg/s:mps p50_µs:p50_us p99_µs:p99_us "CPU µs per round trip:cpu_us_per" >>"$out"
     ;;
   idle)
+    restart_all
     run idle -m idle -c 5000 -T -s 65536
     table idle "5,000 idle connections (RSS KiB per connection; CPU µs per upgrade)" \
       open:open "CPU µs per upgrade:cpu_us_per" "after one 64 KiB echo:touched_kib_per_conn" \
@@ -244,6 +259,7 @@ for s in $only; do
       "CPU µs per connection:cpu_us_per" >>"$out"
     ;;
   capacity)
+    restart_all
     run capacity -m idle -c 9900 -n 3
     table capacity "9,900 idle connections in 3 steps (RSS KiB of the process)" \
       step1:step1_rss_kib step2:step2_rss_kib step3:step3_rss_kib open:open \

@@ -1,5 +1,6 @@
 /* wsbench: WebSocket load generator (echo, idle, churn) that samples a proxy's CPU and
  * RSS. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -100,30 +101,37 @@ now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Sum of utime+stime, in clock ticks, of the given processes; -1 if one
- * is gone. */
+/* CPU time, in nanoseconds, of every thread of the given processes so far:
+ * the scheduler's own account (/proc/PID/task/TID/schedstat), not the
+ * 10 ms ticks of /proc/PID/stat, which made short windows coarse. -1 if
+ * unknown. */
 static long long
-proc_cpu_ticks(const struct opts *o)
+proc_cpu_ns(const struct opts *o)
 {
     long long sum = 0;
     for (unsigned i = 0; i < o->npids; i++) {
-        char path[64], buf[1024];
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)o->pids[i]);
-        FILE *f = fopen(path, "r");
-        if (f == NULL)
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)o->pids[i]);
+        DIR *d = opendir(path);
+        if (d == NULL)
             return -1;
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        /* Fields after the parenthesised command name: state is field 3,
-         * utime 14 and stime 15. */
-        char *p = strrchr(buf, ')');
-        unsigned long long ut, st;
-        if (p == NULL ||
-            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                   &st) != 2)
-            return -1;
-        sum += (long long)(ut + st);
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            char p[320];
+            snprintf(p, sizeof(p), "/proc/%d/task/%s/schedstat", (int)o->pids[i],
+                     e->d_name);
+            FILE *f = fopen(p, "r");
+            unsigned long long ns = 0;
+            if (f != NULL) {
+                if (fscanf(f, "%llu", &ns) != 1)
+                    ns = 0;
+                fclose(f);
+            }
+            sum += (long long)ns;
+        }
+        closedir(d);
     }
     return sum;
 }
@@ -659,19 +667,13 @@ wait_ns(struct bench *b, uint64_t ns)
         poll_once(b, (int)((end - t) / 1000000) + 1);
 }
 
-static double
-ticks_to_s(long long ticks)
-{
-    return (double)ticks / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* Prints the result line's CPU fields for `per` units of work. */
 static void
 print_cpu(const struct bench *b, long long t0, long long t1, uint64_t per)
 {
     if (b->o.npids == 0 || t0 < 0 || t1 < 0)
         return;
-    double s = ticks_to_s(t1 - t0);
+    double s = (double)(t1 - t0) / 1e9;
     printf(" cpu_s=%.2f cpu_us_per=%.2f", s, per ? s * 1e6 / (double)per : 0.0);
 }
 
@@ -691,7 +693,7 @@ run_echo(struct bench *b)
     for (uint64_t t = now_ns(); t < b->measure_to; t = now_ns()) {
         if (!measuring && t >= b->measure_from) {
             measuring = true;
-            cpu0 = proc_cpu_ticks(&b->o);
+            cpu0 = proc_cpu_ns(&b->o);
         }
         if (b->o.rate > 0) {
             uint64_t due = (uint64_t)((double)(t - b->t0) * b->o.rate / 1e9);
@@ -712,7 +714,7 @@ run_echo(struct bench *b)
         }
         poll_once(b, b->o.rate > 0 ? 1 : 10);
     }
-    cpu1 = proc_cpu_ticks(&b->o);
+    cpu1 = proc_cpu_ns(&b->o);
     qsort(b->lat.v, b->lat.n, sizeof(*b->lat.v), cmp_u32);
     double secs = b->o.duration;
     printf("mode=echo conns=%u size=%zu open=%u msgs=%" PRIu64 " mps=%.0f p50_us=%u "
@@ -726,7 +728,7 @@ run_echo(struct bench *b)
 static void
 run_idle(struct bench *b)
 {
-    long long base = proc_rss_kib(&b->o), cpu0 = proc_cpu_ticks(&b->o);
+    long long base = proc_rss_kib(&b->o), cpu0 = proc_cpu_ns(&b->o);
     printf("mode=idle conns=%u rss_base_kib=%lld", b->o.conns, base);
     for (unsigned s = 1; s <= b->o.steps; s++) {
         unsigned to = (unsigned)((uint64_t)b->o.conns * s / b->o.steps);
@@ -735,7 +737,7 @@ run_idle(struct bench *b)
         printf(" step%u_open=%u step%u_rss_kib=%lld", s, b->open_now, s,
                proc_rss_kib(&b->o));
     }
-    long long idle = proc_rss_kib(&b->o), cpu1 = proc_cpu_ticks(&b->o);
+    long long idle = proc_rss_kib(&b->o), cpu1 = proc_cpu_ns(&b->o);
     unsigned held = b->open_now;
     printf(" open=%u errors=%" PRIu64, held, b->errors);
     /* The settling waits are idle time: this is CPU per upgrade. */
@@ -771,7 +773,7 @@ run_churn(struct bench *b)
     for (uint64_t t = now_ns(); t < b->measure_to; t = now_ns()) {
         if (!measuring && t >= b->measure_from) {
             measuring = true;
-            cpu0 = proc_cpu_ticks(&b->o);
+            cpu0 = proc_cpu_ns(&b->o);
             closes0 = b->closes;
             late0 = b->late;
         }
@@ -798,7 +800,7 @@ run_churn(struct bench *b)
         }
         poll_once(b, b->o.rate > 0 ? 1 : 10);
     }
-    long long cpu1 = proc_cpu_ticks(&b->o);
+    long long cpu1 = proc_cpu_ns(&b->o);
     uint64_t done = b->closes - closes0;
     qsort(b->lat.v, b->lat.n, sizeof(*b->lat.v), cmp_u32);
     printf("mode=churn conns=%u cycles=%" PRIu64 " cps=%.0f p50_us=%u p99_us=%u "
