@@ -290,6 +290,15 @@ struct cfg_route {
     struct cfg_mark mark;
 };
 
+/* resolver: how upstream host names are resolved (evdns, never blocking). */
+struct cfg_resolver {
+    char **nameservers; /* "IP" or "IP:PORT" (IPv6 in brackets); none: the
+                           system's, from /etc/resolv.conf */
+    size_t nnameservers;
+    uint64_t timeout_ms; /* a query unanswered this long is sent again; 0: evdns's */
+    uint64_t attempts;   /* sends of one query before it fails; 0: evdns's */
+};
+
 struct cfg {
     char *file; /* the path it was loaded from, or "<default>" */
     struct cfg_listener *listeners;
@@ -304,6 +313,7 @@ struct cfg {
     struct cfg_auth_throttle *throttle; /* auth.throttle, or NULL: off */
     struct cfg_route *routes;
     size_t nroutes;
+    struct cfg_resolver resolver;
 };
 
 /* Every error found while loading, each already formatted as

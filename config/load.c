@@ -553,6 +553,7 @@ cfg_free(struct cfg *cfg)
         }
     }
     free(cfg->throttle);
+    free_strings(cfg->resolver.nameservers, cfg->resolver.nnameservers);
     free(cfg->providers);
     for (size_t i = 0; i < cfg->nroutes; i++)
         free_route(&cfg->routes[i]);

@@ -1,4 +1,6 @@
 /* schema: walks the YAML node tree into struct cfg, one static key table per mapping. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -2433,6 +2435,81 @@ on_routes(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *a
 
 /* ---- the whole document ---- */
 
+/* ---- resolver ---- */
+
+/* What evdns_base_nameserver_ip_add takes: an IP address, with an optional
+ * port ("10.0.0.2:5353", "[::1]:53"), so that a typo is a configuration
+ * error rather than a resolver that never answers. */
+static bool
+nameserver_ok(const char *s)
+{
+    char host[INET6_ADDRSTRLEN];
+    const char *port = NULL;
+    unsigned char addr[sizeof(struct in6_addr)];
+    int family = AF_INET;
+    size_t n;
+
+    if (inet_pton(AF_INET6, s, addr) == 1)
+        return true; /* bare IPv6, no port */
+    if (s[0] == '[') {
+        const char *e = strchr(s, ']');
+        if (e == NULL || (e[1] != '\0' && e[1] != ':'))
+            return false;
+        s++;
+        n = (size_t)(e - s);
+        port = e[1] == ':' ? e + 2 : NULL;
+        family = AF_INET6;
+    } else {
+        const char *c = strrchr(s, ':');
+        n = c != NULL ? (size_t)(c - s) : strlen(s);
+        port = c != NULL ? c + 1 : NULL;
+    }
+    if (n >= sizeof(host))
+        return false;
+    memcpy(host, s, n);
+    host[n] = '\0';
+    if (inet_pton(family, host, addr) != 1)
+        return false;
+    uint64_t p;
+    struct gw_err err;
+    return port == NULL || (cfg_parse_uint(port, &p, &err) == 0 && p >= 1 && p <= 65535);
+}
+
+static void
+on_nameservers(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    struct cfg_resolver *r = obj;
+    r->nameservers = get_strings(w, v, &r->nnameservers);
+    for (size_t i = 0; r->nameservers != NULL && i < r->nnameservers; i++) {
+        if (r->nameservers[i] != NULL && !nameserver_ok(r->nameservers[i])) {
+            size_t old = path_push(w, "[%zu]", i);
+            fail_value(w, v->items[i],
+                       "expected an IP address with an optional :PORT "
+                       "(IPv6 in brackets then)");
+            path_pop(w, old);
+        }
+    }
+}
+
+static const struct limit_def resolver_timeout = {
+    LIMIT_DURATION, 100, 60ULL * 1000, "from 100ms to 1m",
+    offsetof(struct cfg_resolver, timeout_ms)};
+static const struct limit_def resolver_attempts = {
+    LIMIT_COUNT, 1, 10, "from 1 to 10", offsetof(struct cfg_resolver, attempts)};
+
+static const struct cfg_key_def resolver_keys[] = {
+    {"nameservers", CFG_NODE_SEQUENCE, false, on_nameservers, NULL,
+     "[\"10.0.0.2\", \"[::1]:5353\"]"},
+    {"timeout", CFG_NODE_SCALAR, false, on_limit, &resolver_timeout, "2s"},
+    {"attempts", CFG_NODE_SCALAR, false, on_limit, &resolver_attempts, "2"},
+};
+
+static void
+on_resolver(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
+{
+    walk_map(w, v, resolver_keys, NELEMS(resolver_keys), &((struct cfg *)obj)->resolver);
+}
+
 static const struct cfg_key_def top_keys[] = {
     {"listeners", CFG_NODE_SEQUENCE, true, on_listeners, NULL, "[{address: \":0\"}]"},
     {"workers", CFG_NODE_SCALAR, false, on_workers, NULL, "4"},
@@ -2441,6 +2518,8 @@ static const struct cfg_key_def top_keys[] = {
     {"auth", CFG_NODE_MAPPING, false, on_auth, NULL, "{token_from: [cookie=session]}"},
     {"routes", CFG_NODE_SEQUENCE, true, on_routes, NULL,
      "[{path: /echo, handler: echo}]"},
+    {"resolver", CFG_NODE_MAPPING, false, on_resolver, NULL,
+     "{nameservers: [\"127.0.0.1:53\"], timeout: 1s}"},
 };
 
 const struct cfg_schema_table cfg_schema_tables[] = {
@@ -2458,6 +2537,7 @@ const struct cfg_schema_table cfg_schema_tables[] = {
     {"routes[]", route_keys, NELEMS(route_keys)},
     {"routes[].upstream_tls", upstream_tls_keys, NELEMS(upstream_tls_keys)},
     {"routes[].health_check", health_check_keys, NELEMS(health_check_keys)},
+    {"resolver", resolver_keys, NELEMS(resolver_keys)},
 };
 const size_t cfg_schema_ntables = NELEMS(cfg_schema_tables);
 

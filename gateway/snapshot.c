@@ -195,6 +195,43 @@ wsnap_free(struct gw_wsnap *w)
 
 /* The upstream state of each proxied route, and a resolver when a route
  * names its upstream by host name. */
+
+/* The worker's resolver: the configured nameservers (and /etc/hosts), or
+ * the system's from /etc/resolv.conf; timeout and attempts as set. */
+static struct evdns_base *
+new_resolver(struct event_base *base, const struct cfg_resolver *r, struct gw_err *err)
+{
+    struct evdns_base *dns = NULL;
+    if (r->nnameservers == 0) {
+        dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+        if (dns == NULL) /* no usable resolv.conf: names then fail to resolve */
+            dns = evdns_base_new(base, 0);
+    } else if ((dns = evdns_base_new(base, 0)) != NULL) {
+        evdns_base_load_hosts(dns, NULL);
+        for (size_t i = 0; i < r->nnameservers; i++) {
+            if (evdns_base_nameserver_ip_add(dns, r->nameservers[i]) != 0) {
+                evdns_base_free(dns, 0);
+                gw_err_set(err, "resolver: cannot use nameserver %s", r->nameservers[i]);
+                return NULL;
+            }
+        }
+    }
+    if (dns == NULL) {
+        gw_err_set(err, "cannot create a DNS resolver");
+        return NULL;
+    }
+    char v[32];
+    if (r->timeout_ms > 0) {
+        snprintf(v, sizeof(v), "%.3f", (double)r->timeout_ms / 1000.0);
+        evdns_base_set_option(dns, "timeout:", v);
+    }
+    if (r->attempts > 0) {
+        snprintf(v, sizeof(v), "%llu", (unsigned long long)r->attempts);
+        evdns_base_set_option(dns, "attempts:", v);
+    }
+    return dns;
+}
+
 static int
 wsnap_upstreams(struct gw_wsnap *w, struct event_base *base, struct gw_err *err)
 {
@@ -210,10 +247,8 @@ wsnap_upstreams(struct gw_wsnap *w, struct event_base *base, struct gw_err *err)
         if ((w->up[i] = gw_up_route_new(&cfg->routes[i], seed, err)) == NULL)
             return -1;
     }
-    if (any &&
-        (w->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL &&
-        (w->dns = evdns_base_new(base, 0)) == NULL)
-        return gw_err_set(err, "cannot create a DNS resolver");
+    if (any && (w->dns = new_resolver(base, &cfg->resolver, err)) == NULL)
+        return -1;
     for (size_t i = 0; i < cfg->nroutes; i++)
         if (w->up[i] != NULL &&
             gw_up_route_start_health(w->up[i], base, w->dns, err) != 0)

@@ -517,6 +517,9 @@ static const struct {
      "{listeners: [{address: ':0'}], routes: [{path: /u, upstream: 'wss://h',"
      " upstream_tls: @}]}",
      "routes[0].upstream_tls.", false},
+    {"resolver",
+     "{listeners: [{address: ':0'}], routes: [{path: /e, handler: echo}], resolver: @}",
+     "resolver.", true},
     {"routes[].health_check",
      "{listeners: [{address: ':0'}], routes: [{path: /u, upstream: 'ws://h',"
      " health_check: @}]}",
