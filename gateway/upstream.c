@@ -2,6 +2,7 @@
 #include "gateway/upstream.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gateway/balancer.h"
 #include "gateway/log.h"
@@ -263,7 +265,19 @@ send_request(struct gw_up *up)
     evbuffer_commit_space(out, &v, 1);
     up->state = GW_UP_WAITING;
     bufferevent_setwatermark(up->bev, EV_READ, 0, up->p.max_head);
-    bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+    short what = EV_READ | EV_WRITE;
+    if (bufferevent_openssl_get_ssl(up->bev) == NULL) {
+        /* Plain and connected: write now rather than when epoll says the
+         * socket can take it, which it can. The bufferevent froze its
+         * output's start so that only it writes from there; this is such
+         * a write. Write interest only for what is left. */
+        evbuffer_unfreeze(out, 1);
+        evbuffer_write(out, bufferevent_getfd(up->bev));
+        evbuffer_freeze(out, 1);
+        if (evbuffer_get_length(out) == 0)
+            what = EV_READ;
+    }
+    bufferevent_enable(up->bev, what);
     arm(up, up->p.timeout_ms ? up->p.timeout_ms : up->p.cfg->upstream_timeout_ms);
 }
 
@@ -406,10 +420,20 @@ event_cb(struct bufferevent *bev, short events, void *arg)
         return;
     }
     char why[256];
+    unsigned long tls_err = 0;
     if (up->p.cfg->upstreams[up->idx].tls && (events & BEV_EVENT_ERROR) &&
-        bufferevent_get_openssl_error(bev) != 0) {
+        (tls_err = bufferevent_get_openssl_error(bev)) != 0) {
+        /* OpenSSL's reason, and the certificate's when it failed to verify. */
+        char reason[160];
+        ERR_error_string_n(tls_err, reason, sizeof(reason));
+        while (bufferevent_get_openssl_error(bev) != 0)
+            ;
         ERR_clear_error();
-        snprintf(why, sizeof(why), "TLS handshake failed");
+        SSL *ssl = bufferevent_openssl_get_ssl(bev);
+        long v = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+        snprintf(why, sizeof(why), "TLS handshake failed: %s%s%s", reason,
+                 v != X509_V_OK ? ": " : "",
+                 v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
     } else {
         snprintf(why, sizeof(why), "%s",
                  (events & BEV_EVENT_EOF)
@@ -441,8 +465,17 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
     case GW_UP_BODY:
         pass_refusal(up);
         return;
-    case GW_UP_IDLE:
     case GW_UP_RESOLVING:
+        /* connect_timeout covers the lookup too: a resolver that does not
+         * answer must not hold the client until evdns gives up. */
+        if (up->dns_req != NULL) {
+            struct evdns_getaddrinfo_request *req = up->dns_req;
+            up->dns_req = NULL;
+            evdns_getaddrinfo_cancel(req); /* dns_cb sees EVUTIL_EAI_CANCEL */
+        }
+        unreachable(up, "DNS lookup timed out");
+        return;
+    case GW_UP_IDLE:
         return;
     }
 }
@@ -452,6 +485,61 @@ arm(struct gw_up *up, uint64_t ms)
 {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     event_add(up->timer, &tv);
+}
+
+/* Frames are relayed as they come: Nagle would hold a message's tail
+ * behind the upstream's delayed ACK (40 ms a 64 KiB message). */
+static void
+no_delay(evutil_socket_t fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* A plain upstream: connects its own socket. On loopback and most LANs the
+ * TCP handshake is over by the time connect returns; then the request goes
+ * out at once, as HAProxy sends it, instead of after a trip through epoll
+ * for write readiness. Otherwise the bufferevent waits for the connect. */
+static void
+connect_plain(struct gw_up *up, const struct gw_up_target *t)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&t->addr;
+    evutil_socket_t fd =
+        socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        unreachable(up, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        return;
+    }
+    no_delay(fd);
+    if (connect(fd, sa, t->addrlen) != 0 && errno != EINPROGRESS) {
+        char why[128];
+        snprintf(why, sizeof(why), "%s", evutil_socket_error_to_string(errno));
+        close(fd);
+        unreachable(up, why);
+        return;
+    }
+    if ((up->bev = bufferevent_socket_new(up->p.base, fd, BEV_OPT_CLOSE_ON_FREE)) ==
+        NULL) {
+        close(fd);
+        fail_with(up, 502, "out of memory");
+        return;
+    }
+    bufferevent_setcb(up->bev, read_cb, NULL, event_cb, up);
+    /* A new bufferevent starts with writing enabled: it would arm write
+     * interest as soon as the request is queued. */
+    bufferevent_disable(up->bev, EV_WRITE);
+    up->state = GW_UP_CONNECTING;
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+        ti.tcpi_state == TCP_ESTABLISHED) {
+        send_request(up);
+        return;
+    }
+    arm(up, up->p.timeout_ms ? up->p.timeout_ms : up->p.cfg->connect_timeout_ms);
+    /* No address: the bufferevent waits for the connect already started. */
+    if (bufferevent_socket_connect(up->bev, NULL, 0) != 0)
+        unreachable(up, "connect failed");
 }
 
 static void
@@ -467,7 +555,8 @@ connect_to(struct gw_up *up, const struct gw_up_target *t)
             fail_with(up, 502, "out of memory");
             return;
         }
-        if (!t->literal || up->p.cfg->upstream_tls)
+        /* No IP address in SNI (RFC 6066 §3); a configured name always. */
+        if (name != u->host || !t->literal)
             SSL_set_tlsext_host_name(ssl, name);
         X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
         if (X509_VERIFY_PARAM_set1_ip_asc(vp, name) != 1)
@@ -475,7 +564,8 @@ connect_to(struct gw_up *up, const struct gw_up_target *t)
         up->bev = bufferevent_openssl_socket_new(
             up->p.base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
     } else {
-        up->bev = bufferevent_socket_new(up->p.base, -1, BEV_OPT_CLOSE_ON_FREE);
+        connect_plain(up, t);
+        return;
     }
     if (up->bev == NULL) {
         fail_with(up, 502, "out of memory");
@@ -489,19 +579,18 @@ connect_to(struct gw_up *up, const struct gw_up_target *t)
         unreachable(up, "connect failed");
         return;
     }
-    /* Frames are relayed as they come: Nagle would hold a message's tail
-     * behind the upstream's delayed ACK (40 ms a 64 KiB message). */
-    int one = 1;
-    setsockopt(bufferevent_getfd(up->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    no_delay(bufferevent_getfd(up->bev));
 }
 
 static void
 dns_cb(int result, struct evutil_addrinfo *res, void *arg)
 {
-    struct gw_up *up = arg;
-    up->dns_req = NULL;
+    /* A cancelled lookup is answered later, from evdns's deferred queue,
+     * when the attempt may be freed already: touch nothing then. */
     if (result == EVUTIL_EAI_CANCEL)
         return;
+    struct gw_up *up = arg;
+    up->dns_req = NULL;
     if (result != 0 || res == NULL) {
         if (res != NULL)
             evutil_freeaddrinfo(res);
@@ -526,6 +615,7 @@ resolve(struct gw_up *up)
                                     .ai_socktype = SOCK_STREAM,
                                     .ai_flags = EVUTIL_AI_ADDRCONFIG};
     up->state = GW_UP_RESOLVING;
+    arm(up, up->p.timeout_ms ? up->p.timeout_ms : up->p.cfg->connect_timeout_ms);
     /* evdns may answer before returning (then NULL comes back and dns_cb
      * already ran): keep the handle only while the lookup is pending. */
     struct evdns_getaddrinfo_request *req =

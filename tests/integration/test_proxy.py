@@ -866,6 +866,65 @@ class HalfCloseTest(GatewayTestCase):
             self.assertTrue(c.at_eof())
 
 
+class FullBacklog:
+    """A listener whose accept queue is full and never drained: the kernel
+    drops further SYNs, so a connect to it stays pending."""
+
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(0)
+        self.port = self.ls.getsockname()[1]
+        self.fillers = []
+        for _ in range(3):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", self.port))
+            self.fillers.append(c)
+        time.sleep(0.2)
+
+    def stop(self):
+        for c in self.fillers:
+            c.close()
+        self.ls.close()
+
+
+class ConnectTimeoutTest(GatewayTestCase):
+    """An upstream that never completes the TCP handshake: the connect is
+    still pending when connect() returns, the bufferevent waits for it, and
+    connect_timeout ends the wait with 502."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hole = FullBacklog()
+        cls.addClassCleanup(cls.hole.stop)
+        cls.ok = EchoUpstream("ok")
+        cls.ok.start()
+        cls.addClassCleanup(cls.ok.stop)
+        cls.CONFIG = (
+            "listeners: [{ address: 127.0.0.1:0 }]\nworkers: 1\n"
+            "log: { level: info, format: text }\nroutes:\n"
+            f"  - {{ name: hole, path: /hole, upstream: \"ws://127.0.0.1:{cls.hole.port}\","
+            " connect_timeout: 1s }\n"
+            "  - name: fallback\n    path: /fallback\n    connect_timeout: 1s\n"
+            f"    upstreams: [\"ws://127.0.0.1:{cls.hole.port}\", \"ws://127.0.0.1:{cls.ok.port}\"]\n"
+            "    balance: round_robin\n")
+        super().setUpClass()
+
+    def test_502_after_connect_timeout(self):
+        with self.raw() as c:
+            c.send(upgrade_request("/hole"))
+            self.assertEqual(c.read_response().status, 502)
+        self.gw.wait_for_log(r"upstream_down route=hole .*connect timeout")
+
+    def test_retry_on_the_next_upstream_after_a_connect_timeout(self):
+        for _ in range(2):  # whichever the round robin starts with
+            with self.raw() as c:
+                c.handshake("/fallback")
+                c.send(client_frame(OP_TEXT, b"made it"))
+                self.assertEqual(c.read_frame(), (True, OP_TEXT, b"made it"))
+
+
 class IdleTimeoutTest(UpstreamsMixin, GatewayTestCase):
     @classmethod
     def setUpClass(cls):
