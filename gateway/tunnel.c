@@ -55,6 +55,9 @@ struct tun_dir {
     uint8_t hold_len;
     bool closed_frame; /* a close frame went through */
     bool injected;     /* our own close went into this stream */
+    bool answered;     /* after our close: the source's own close came (dropped) */
+    bool skip_close;   /* the frame being dropped is a close frame */
+    uint64_t skip;     /* payload bytes of the frame being dropped still to come */
     bool eof;          /* `from` is at EOF */
     bool shut;         /* `to` got its write side shut */
     bool paused;       /* `from` not read: `to` has a full queue */
@@ -181,17 +184,63 @@ close_passed(const struct tun_dir *d)
     return d->closed_frame && d->remaining == 0;
 }
 
+/* d's source has nothing more to say: it answered our close with its own,
+ * or passed one on, or is at its end. */
+static bool
+source_done(const struct tun_dir *d)
+{
+    return d->answered || close_passed(d) || d->eof;
+}
+
 /* Finishes once the close handshake is over and its frames went out:
- * after our closes, or after the peers' own both ways. The gateway is the
- * client's server, which closes the TCP connection first (RFC 6455
- * §7.1.1), so it does not wait for the upstream's FIN either. */
+ * after our closes both ways and each peer's answer (or its end, or the
+ * close deadline), or after the peers' own closes both ways. The gateway is
+ * the client's server, which closes the TCP connection first (RFC 6455
+ * §7.1.1), so it does not wait for the upstream's FIN either. Closing
+ * before a peer's answer would reset a connection whose close frame it has
+ * not read yet. */
 static void
 check_closed(struct gw_tunnel *t)
 {
-    bool ours = t->closing != 0 && t->up.injected && t->down.injected;
+    bool ours = t->closing != 0 && t->up.injected && t->down.injected &&
+                source_done(&t->up) && source_done(&t->down);
     bool theirs = close_passed(&t->up) && close_passed(&t->down);
     if ((ours || theirs) && flushed(&t->up) && flushed(&t->down))
         finish(t);
+}
+
+/* After our close, what d's source still sends is dropped, but its frames
+ * are followed so that its close, the answer to ours, is seen. A header cut
+ * short waits in d->hold, as when relaying. */
+static void
+skim(struct tun_dir *d, const uint8_t *p, size_t len)
+{
+    size_t off = 0;
+    while (off < len && !d->answered) {
+        if (d->skip > 0) {
+            uint64_t k = len - off < d->skip ? len - off : d->skip;
+            off += (size_t)k;
+            d->skip -= k;
+            d->answered = d->skip == 0 && d->skip_close;
+            continue;
+        }
+        struct ws_frame_header h;
+        uint16_t code = 0;
+        int hl = ws_frame_parse_header(p + off, len - off, &d->rules, &h, &code);
+        if (hl == -2) {
+            d->hold_len = (uint8_t)(len - off);
+            memcpy(d->hold, p + off, d->hold_len);
+            return;
+        }
+        if (hl < 0) {
+            d->answered = true; /* a broken stream: no answer will come */
+            return;
+        }
+        off += (size_t)hl;
+        d->skip = h.payload_len;
+        d->skip_close = h.opcode == WS_OP_CLOSE;
+        d->answered = d->skip == 0 && d->skip_close;
+    }
 }
 
 /* Writes our close frame into d's stream, which is at a frame boundary;
@@ -210,7 +259,6 @@ inject_close(struct gw_tunnel *t, struct tun_dir *d)
         ws_frame_mask(payload, n, mask, 0);
     memcpy(frame + hl, payload, n);
     d->injected = true;
-    d->hold_len = 0; /* the start of a frame that is dropped */
     if (side_send(d->to, frame, hl + n) != 0)
         finish(t);
 }
@@ -321,15 +369,17 @@ pump(struct gw_tunnel *t, struct tun_dir *d)
          * would cost a recv that says EAGAIN; the level-triggered read
          * event reports whatever arrives next. */
         bool more = (size_t)n == cap;
-        if (drop) {
-            if (!more)
-                return TUN_WAIT;
-            continue;
-        }
         uint8_t *p = scratch + TUN_HOLD - d->hold_len;
         memcpy(p, d->hold, d->hold_len);
         size_t len = (size_t)n + d->hold_len;
         d->hold_len = 0;
+        if (drop) {
+            skim(d, p, len);
+            check_closed(t);
+            if (!more)
+                return TUN_WAIT;
+            continue;
+        }
         t->scanning = d;
         size_t fwd = scan(t, d, p, len);
         t->scanning = NULL;
@@ -339,6 +389,10 @@ pump(struct gw_tunnel *t, struct tun_dir *d)
             if (side_send(d->to, p, fwd) != 0)
                 return TUN_FAILED;
         }
+        /* The relay closed at a boundary inside this read: the rest is
+         * dropped, though followed for the source's answer. */
+        if (t->closing != 0 && fwd < len && d->hold_len == 0 && d->remaining == 0)
+            skim(d, p + fwd, len - fwd);
         if (!more && t->closing == 0)
             return TUN_WAIT;
     }
@@ -422,7 +476,9 @@ source_ended(struct gw_tunnel *t, struct tun_dir *d)
     if (t->done ||
         (d->paused && evbuffer_get_length(bufferevent_get_input(d->from->bev)) > 0))
         return;
-    if (d == &t->down && !d->closed_frame && t->closing == 0)
+    if (t->closing != 0)
+        check_closed(t); /* an end is an answer to our close too */
+    else if (d == &t->down && !d->closed_frame)
         upstream_gone(t);
     else
         pass_eof(t, d);

@@ -741,6 +741,22 @@ class ProxyTest(UpstreamsMixin, GatewayTestCase):
             self.assertEqual(int(fields["route_bytes_up"]), i * (up + 8), line)
             self.assertEqual(fields["route_too_big"], "0", line)
 
+    def test_gateway_close_waits_for_the_clients_answer(self):
+        # After its 1009 the gateway reads on, dropping what comes, until
+        # the client's own close frame: closing first would reset a client
+        # that has not read the 1009 yet.
+        with self.raw() as c:
+            c.handshake("/foo?id=answer")
+            self.send_all_tolerant(c, fast_client_frame(OP_BINARY, b"\x44" * (2 * MiB + 1)))
+            self.assertEqual(c.read_close()[0], 1009)
+            self.assertFalse(c.at_eof(timeout=0.5), "closed before the client answered")
+            c.send(client_frame(OP_TEXT, b"dropped"))
+            c.send(client_frame(OP_CLOSE, close_payload(1009)))
+            self.assertTrue(c.at_eof())
+        rec = self.a.closed_connection("id=answer")
+        self.assertEqual(rec["close_code"], 1009, str(rec))
+        self.assertEqual(rec["messages"], 0, str(rec))
+
     def test_1009_single_frame_over_limit(self):
         with self.raw() as c:
             c.handshake("/foo?id=big-one")
