@@ -403,7 +403,8 @@ pump(struct gw_tunnel *t, struct tun_dir *d)
 static void
 pass_eof(struct gw_tunnel *t, struct tun_dir *d)
 {
-    if (!d->eof || d->shut || !flushed(d))
+    /* While closing, check_closed decides: our close awaits the answers. */
+    if (!d->eof || d->shut || !flushed(d) || t->closing != 0)
         return;
     struct tun_dir *other = d == &t->up ? &t->down : &t->up;
     /* Over TLS (or a pair) a raw shutdown would cut the record stream, and
