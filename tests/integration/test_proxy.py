@@ -17,8 +17,8 @@ import websockets
 from upstreams import DeadPort, EchoUpstream, FrameCounter, ScriptedUpstream
 from wsgate_harness import (IO_TIMEOUT, accept_for, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,
                             OP_TEXT, REASONS, SAMPLE_KEY, Gateway, GatewayTestCase,
-                            client_frame, close_payload, run_async, upgrade_request,
-                            ws_connect)
+                            client_frame, close_payload, run_async, small_quarantine_env,
+                            upgrade_request, ws_connect)
 
 TOKEN = "it-proxy-Tk93-token"
 MiB = 1 << 20
@@ -1059,11 +1059,7 @@ class RssSampler:
 
 
 class SlowReaderMemoryTest(UpstreamsMixin, GatewayTestCase):
-    # Under AddressSanitizer, freed chunks sit in a quarantine of 256 MiB by
-    # default, which would count 200 MiB of relayed data as growth.
-    ENV = {"ASAN_OPTIONS": ":".join(
-        o for o in (os.environ.get("ASAN_OPTIONS", ""), "quarantine_size_mb=8",
-                    "thread_local_quarantine_size_kb=64") if o)}
+    ENV = small_quarantine_env()
 
     @classmethod
     def setUpClass(cls):

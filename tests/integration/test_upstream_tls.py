@@ -28,7 +28,8 @@ from test_proxy import (RssSampler, UpstreamsMixin, fast_client_frame, fill, utf
 from upstreams import EchoUpstream, FrameCounter, ScriptedUpstream
 from wsgate_harness import (IO_TIMEOUT, OP_BINARY, OP_CLOSE, OP_CONT, OP_TEXT,
                             GatewayTestCase, RawClient, client_frame, close_payload,
-                            run_async, upgrade_request, ws_connect)
+                            run_async, small_quarantine_env, upgrade_request,
+                            ws_connect)
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -665,11 +666,7 @@ STALL = 2.0  # seconds without progress that count as "stalled"
 
 
 class TlsSlowReaderMemoryTest(UpstreamsMixin, GatewayTestCase):
-    # Under AddressSanitizer freed chunks sit in a quarantine (256 MiB by
-    # default) that would count relayed data as growth (as in test_proxy).
-    ENV = {"ASAN_OPTIONS": ":".join(
-        o for o in (os.environ.get("ASAN_OPTIONS", ""), "quarantine_size_mb=8",
-                    "thread_local_quarantine_size_kb=64") if o)}
+    ENV = small_quarantine_env()
 
     @classmethod
     def setUpClass(cls):
