@@ -69,6 +69,7 @@ struct gw_up {
     void *arg;
     enum gw_up_state state;
     int idx;        /* upstream being tried */
+    bool counted;   /* idx's least_conn count includes this attempt */
     uint64_t tried; /* bitmap of upstreams tried */
     struct evdns_getaddrinfo_request *dns_req;
     struct bufferevent *bev;
@@ -192,9 +193,20 @@ drop_bev(struct gw_up *up)
 }
 
 /* Frees the attempt; the upstream connection unless it was handed over. */
+/* least_conn counts attempts in flight too: a burst of clients would
+ * otherwise all pick the upstream that has no established connection yet. */
+static void
+uncount(struct gw_up *up)
+{
+    if (up->counted)
+        balancer_conn_end(up->p.route->bal, (size_t)up->idx);
+    up->counted = false;
+}
+
 static void
 up_free(struct gw_up *up)
 {
+    uncount(up);
     if (up->dns_req != NULL)
         evdns_getaddrinfo_cancel(up->dns_req);
     drop_bev(up);
@@ -212,8 +224,7 @@ finish(struct gw_up *up, struct gw_up_result *res)
         res->bev = up->bev;
         up->bev = NULL;
         bufferevent_setcb(res->bev, NULL, NULL, NULL, NULL);
-        if (up->p.probe < 0)
-            balancer_conn_start(up->p.route->bal, (size_t)up->idx);
+        up->counted = false; /* the connection keeps the count: conn_end */
     }
     up->done(up->arg, res);
     up_free(up);
@@ -240,6 +251,7 @@ unreachable(struct gw_up *up, const char *why)
                 (unsigned long long)up->p.cfg->backoff_ms);
     balancer_mark_down(up->p.route->bal, (size_t)up->idx,
                        now_ms() + up->p.cfg->backoff_ms);
+    uncount(up);
     drop_bev(up);
     event_del(up->timer);
     up->state = GW_UP_IDLE;
@@ -642,6 +654,10 @@ kick_cb(evutil_socket_t fd, short what, void *arg)
     }
     up->tried |= (uint64_t)1 << up->idx;
     up->last_len = 0;
+    if (up->p.probe < 0) {
+        balancer_conn_start(up->p.route->bal, (size_t)up->idx);
+        up->counted = true;
+    }
     struct gw_up_target *t = &up->p.route->targets[up->idx];
     if (t->literal ||
         (t->addrlen > 0 && now - t->resolved_ms < up->p.cfg->resolve_interval_ms))

@@ -941,6 +941,44 @@ class ConnectTimeoutTest(GatewayTestCase):
                 self.assertEqual(c.read_frame(), (True, OP_TEXT, b"made it"))
 
 
+class LeastConnBurstTest(UpstreamsMixin, GatewayTestCase):
+    """least_conn counts upgrades still in flight: a burst of clients is
+    spread over the upstreams instead of all picking the one that has no
+    established connection yet."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.x = cls.start_upstream(EchoUpstream("X"))
+        cls.y = cls.start_upstream(EchoUpstream("Y"))
+        cls.CONFIG = (
+            "listeners: [{ address: 127.0.0.1:0 }]\nworkers: 1\n"
+            "log: { level: info, format: text }\nroutes:\n"
+            "  - name: lc\n    path: /lc\n    balance: least_conn\n"
+            f"    upstreams: [\"ws://127.0.0.1:{cls.x.port}\", \"ws://127.0.0.1:{cls.y.port}\"]\n")
+        super().setUpClass()
+
+    def test_a_burst_is_spread(self):
+        clients = [self.raw()]
+        try:
+            clients[0].handshake("/lc?id=held")  # one upstream has one already
+            burst = [self.raw() for _ in range(9)]
+            clients += burst
+            for i, c in enumerate(burst):  # all asked before any is answered
+                c.send(upgrade_request(f"/lc?id=burst{i}"))
+            for c in burst:
+                self.assertEqual(c.read_response().status, 101)
+            deadline = time.monotonic() + IO_TIMEOUT
+            while len(self.x.connections) + len(self.y.connections) < 10 and \
+                    time.monotonic() < deadline:
+                time.sleep(0.02)  # the upstreams record a connection after its 101
+            seen = {"X": len(self.x.connections), "Y": len(self.y.connections)}
+            self.assertEqual(seen["X"] + seen["Y"], 10, seen)
+            self.assertLessEqual(abs(seen["X"] - seen["Y"]), 2, seen)
+        finally:
+            for c in clients:
+                c.close()
+
+
 class IdleTimeoutTest(UpstreamsMixin, GatewayTestCase):
     @classmethod
     def setUpClass(cls):
