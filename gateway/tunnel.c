@@ -40,6 +40,9 @@ struct tun_side {
     evutil_socket_t fd;    /* >= 0: direct I/O on the socket */
     struct event *rd, *wr; /* direct only */
     bool at_eof;           /* direct: recv said end of file */
+    struct gw_tunnel *t;   /* the callbacks' argument is the side */
+    struct tun_dir *reads; /* the direction this side is the source of */
+    struct tun_dir *takes; /* the direction this side is the destination of */
 };
 
 /* One direction of the relay: frames read from `from` go to `to`. The frame
@@ -80,6 +83,20 @@ struct gw_tunnel {
 static void run(struct gw_tunnel *t, struct tun_dir *d);
 static void source_ended(struct gw_tunnel *t, struct tun_dir *d);
 
+/* The direction opposite d: its source is d's destination. */
+static struct tun_dir *
+other_dir(struct gw_tunnel *t, const struct tun_dir *d)
+{
+    return d == &t->up ? &t->down : &t->up;
+}
+
+/* Whether a failed recv or send only means "not now". */
+static bool
+would_block(void)
+{
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+}
+
 static struct evbuffer *
 side_out(const struct tun_side *s)
 {
@@ -114,9 +131,7 @@ side_read(struct tun_side *s, uint8_t *buf, size_t cap, int *io)
         s->at_eof = true;
         event_del(s->rd);
     }
-    *io = n == 0                                                      ? TUN_EOF
-          : errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? TUN_WAIT
-                                                                      : TUN_ERROR;
+    *io = n == 0 ? TUN_EOF : would_block() ? TUN_WAIT : TUN_ERROR;
     return 0;
 }
 
@@ -130,7 +145,7 @@ side_send(struct tun_side *s, const uint8_t *p, size_t n)
     struct evbuffer *out = side_out(s);
     if (evbuffer_get_length(out) == 0) {
         ssize_t w = send(s->fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        if (w < 0 && !would_block())
             return -1;
         if (w > 0) {
             p += w;
@@ -209,6 +224,30 @@ check_closed(struct gw_tunnel *t)
         finish(t);
 }
 
+/* Parses the frame header at p[0..len) by d's rules; one cut short (-2) is
+ * kept in d->hold, to be completed by the next read. */
+static int
+next_header(struct tun_dir *d, const uint8_t *p, size_t len, struct ws_frame_header *h,
+            uint16_t *code)
+{
+    int hl = ws_frame_parse_header(p, len, &d->rules, h, code);
+    if (hl == -2) {
+        d->hold_len = (uint8_t)len;
+        memcpy(d->hold, p, len);
+    }
+    return hl;
+}
+
+/* Takes what of `avail` bytes belongs to the *left payload bytes still to
+ * come of the current frame; returns how many. */
+static size_t
+through(uint64_t *left, size_t avail)
+{
+    uint64_t k = avail < *left ? avail : *left;
+    *left -= k;
+    return (size_t)k;
+}
+
 /* After our close, what d's source still sends is dropped, but its frames
  * are followed so that its close, the answer to ours, is seen. A header cut
  * short waits in d->hold, as when relaying. */
@@ -218,20 +257,15 @@ skim(struct tun_dir *d, const uint8_t *p, size_t len)
     size_t off = 0;
     while (off < len && !d->answered) {
         if (d->skip > 0) {
-            uint64_t k = len - off < d->skip ? len - off : d->skip;
-            off += (size_t)k;
-            d->skip -= k;
+            off += through(&d->skip, len - off);
             d->answered = d->skip == 0 && d->skip_close;
             continue;
         }
         struct ws_frame_header h;
         uint16_t code = 0;
-        int hl = ws_frame_parse_header(p + off, len - off, &d->rules, &h, &code);
-        if (hl == -2) {
-            d->hold_len = (uint8_t)(len - off);
-            memcpy(d->hold, p + off, d->hold_len);
+        int hl = next_header(d, p + off, len - off, &h, &code);
+        if (hl == -2)
             return;
-        }
         if (hl < 0) {
             d->answered = true; /* a broken stream: no answer will come */
             return;
@@ -295,21 +329,16 @@ scan(struct gw_tunnel *t, struct tun_dir *d, const uint8_t *p, size_t len)
     size_t off = 0;
     while (off < len) {
         if (d->remaining > 0) {
-            uint64_t k = len - off < d->remaining ? len - off : d->remaining;
-            off += (size_t)k;
-            d->remaining -= k;
+            off += through(&d->remaining, len - off);
             continue;
         }
         if (t->closing != 0)
             return off;
         struct ws_frame_header h;
         uint16_t code = 0;
-        int hl = ws_frame_parse_header(p + off, len - off, &d->rules, &h, &code);
-        if (hl == -2) {
-            d->hold_len = (uint8_t)(len - off);
-            memcpy(d->hold, p + off, d->hold_len);
+        int hl = next_header(d, p + off, len - off, &h, &code);
+        if (hl == -2)
             return off;
-        }
         if (hl < 0) {
             close_both(t, code,
                        d->to_upstream ? "client broke the protocol"
@@ -406,7 +435,7 @@ pass_eof(struct gw_tunnel *t, struct tun_dir *d)
     /* While closing, check_closed decides: our close awaits the answers. */
     if (!d->eof || d->shut || !flushed(d) || t->closing != 0)
         return;
-    struct tun_dir *other = d == &t->up ? &t->down : &t->up;
+    struct tun_dir *other = other_dir(t, d);
     /* Over TLS (or a pair) a raw shutdown would cut the record stream, and
      * `fd` is -1 for those: end both. */
     evutil_socket_t fd = d->to->fd;
@@ -441,16 +470,13 @@ drained(struct gw_tunnel *t, struct tun_dir *d)
         pass_eof(t, d);
 }
 
-/* The upstream vanished without a close frame: the client is told so with
- * 1014 (bad gateway) at the next frame boundary, instead of a bare reset. */
+/* The upstream vanished without a close frame, and what it sent before is
+ * relayed: the client is told so with 1014 (bad gateway) at the next frame
+ * boundary, instead of a bare reset. */
 static void
 upstream_gone(struct gw_tunnel *t)
 {
     struct tun_dir *d = &t->down;
-    d->eof = true;
-    pump(t, d);
-    if (t->done)
-        return;
     if (d->closed_frame || d->remaining != 0 || t->closing != 0) {
         finish(t);
         return;
@@ -497,7 +523,10 @@ on_event(struct gw_tunnel *t, struct tun_dir *d, short events)
         return;
     }
     if (d == &t->down && !d->closed_frame && t->closing == 0) {
-        upstream_gone(t);
+        d->eof = true;
+        pump(t, d); /* what it sent before failing */
+        if (!t->done)
+            upstream_gone(t);
         return;
     }
     finish(t); /* an error on either connection ends both */
@@ -518,7 +547,7 @@ run(struct gw_tunnel *t, struct tun_dir *d)
         return;
     case TUN_FAILED:
         /* The destination is the source of the other direction. */
-        on_event(t, d == &t->up ? &t->down : &t->up, BEV_EVENT_ERROR | BEV_EVENT_WRITING);
+        on_event(t, other_dir(t, d), BEV_EVENT_ERROR | BEV_EVENT_WRITING);
         return;
     default:
         if (close_passed(d))
@@ -534,12 +563,11 @@ flush_side(struct gw_tunnel *t, struct tun_side *s, struct tun_dir *d)
     struct evbuffer *out = side_out(s);
     while (evbuffer_get_length(out) > 0) {
         int w = evbuffer_write(out, s->fd);
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        if (w < 0 && would_block())
             break;
         if (w <= 0) {
             event_del(s->wr);
-            on_event(t, d == &t->up ? &t->down : &t->up,
-                     BEV_EVENT_ERROR | BEV_EVENT_WRITING);
+            on_event(t, other_dir(t, d), BEV_EVENT_ERROR | BEV_EVENT_WRITING);
             return;
         }
     }
@@ -549,65 +577,34 @@ flush_side(struct gw_tunnel *t, struct tun_side *s, struct tun_dir *d)
 }
 
 static void
-client_io_cb(evutil_socket_t fd, short what, void *arg)
+side_io_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct gw_tunnel *t = arg;
+    struct tun_side *s = arg;
     if (what & EV_READ)
-        run(t, &t->up);
+        run(s->t, s->reads);
     else
-        flush_side(t, &t->client, &t->down);
+        flush_side(s->t, s, s->takes);
 }
 
 static void
-upstream_io_cb(evutil_socket_t fd, short what, void *arg)
+side_read_cb(struct bufferevent *bev, void *arg)
 {
-    struct gw_tunnel *t = arg;
-    if (what & EV_READ)
-        run(t, &t->down);
-    else
-        flush_side(t, &t->upstream, &t->up);
+    struct tun_side *s = arg;
+    run(s->t, s->reads);
 }
 
 static void
-client_read_cb(struct bufferevent *bev, void *arg)
+side_write_cb(struct bufferevent *bev, void *arg)
 {
-    struct gw_tunnel *t = arg;
-    run(t, &t->up);
+    struct tun_side *s = arg;
+    drained(s->t, s->takes);
 }
 
 static void
-upstream_read_cb(struct bufferevent *bev, void *arg)
+side_event_cb(struct bufferevent *bev, short events, void *arg)
 {
-    struct gw_tunnel *t = arg;
-    run(t, &t->down);
-}
-
-static void
-client_write_cb(struct bufferevent *bev, void *arg)
-{
-    struct gw_tunnel *t = arg;
-    drained(t, &t->down);
-}
-
-static void
-upstream_write_cb(struct bufferevent *bev, void *arg)
-{
-    struct gw_tunnel *t = arg;
-    drained(t, &t->up);
-}
-
-static void
-client_event_cb(struct bufferevent *bev, short events, void *arg)
-{
-    struct gw_tunnel *t = arg;
-    on_event(t, &t->up, events);
-}
-
-static void
-upstream_event_cb(struct bufferevent *bev, short events, void *arg)
-{
-    struct gw_tunnel *t = arg;
-    on_event(t, &t->down, events);
+    struct tun_side *s = arg;
+    on_event(s->t, s->reads, events);
 }
 
 static void
@@ -633,18 +630,19 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
  * own. Returns -1 when out of memory. */
 static int
 side_init(struct gw_tunnel *t, struct tun_side *s, struct bufferevent *bev,
-          event_callback_fn io_cb, bufferevent_data_cb read_cb,
-          bufferevent_data_cb write_cb, bufferevent_event_cb event_cb)
+          struct tun_dir *reads, struct tun_dir *takes)
 {
-    s->bev = bev;
+    *s = (struct tun_side){.bev = bev, .t = t, .reads = reads, .takes = takes};
     s->fd = bufferevent_openssl_get_ssl(bev) == NULL ? bufferevent_getfd(bev) : -1;
     if (s->fd < 0) {
-        bufferevent_setcb(bev, read_cb, write_cb, event_cb, t);
+        bufferevent_setcb(bev, side_read_cb, side_write_cb, side_event_cb, s);
         return 0;
     }
     bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-    s->rd = event_new(bufferevent_get_base(bev), s->fd, EV_READ | EV_PERSIST, io_cb, t);
-    s->wr = event_new(bufferevent_get_base(bev), s->fd, EV_WRITE | EV_PERSIST, io_cb, t);
+    s->rd =
+        event_new(bufferevent_get_base(bev), s->fd, EV_READ | EV_PERSIST, side_io_cb, s);
+    s->wr =
+        event_new(bufferevent_get_base(bev), s->fd, EV_WRITE | EV_PERSIST, side_io_cb, s);
     return s->rd != NULL && s->wr != NULL ? 0 : -1;
 }
 
@@ -659,7 +657,7 @@ side_free(struct tun_side *s)
 }
 
 static void
-side_start(struct gw_tunnel *t, struct tun_side *s, struct tun_dir *to_s)
+side_start(struct gw_tunnel *t, struct tun_side *s)
 {
     bufferevent_set_timeouts(s->bev, NULL, NULL);
     bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
@@ -676,7 +674,7 @@ side_start(struct gw_tunnel *t, struct tun_side *s, struct tun_dir *to_s)
     bufferevent_disable(s->bev, EV_READ | EV_WRITE);
     evbuffer_unfreeze(side_out(s), 1);
     if (evbuffer_get_length(side_out(s)) > 0)
-        flush_side(t, s, to_s); /* the 101, queued before the tunnel */
+        flush_side(t, s, s->takes); /* the 101, queued before the tunnel */
 }
 
 struct gw_tunnel *
@@ -691,17 +689,6 @@ gw_tunnel_new(struct bufferevent *client, struct bufferevent *upstream,
         return NULL;
     }
     t->env = *env;
-    if (side_init(t, &t->client, client, client_io_cb, client_read_cb, client_write_cb,
-                  client_event_cb) != 0 ||
-        side_init(t, &t->upstream, upstream, upstream_io_cb, upstream_read_cb,
-                  upstream_write_cb, upstream_event_cb) != 0) {
-        side_free(&t->client);
-        side_free(&t->upstream);
-        event_free(t->timer);
-        free(t);
-        bufferevent_free(upstream);
-        return NULL;
-    }
     t->up = (struct tun_dir){.from = &t->client,
                              .to = &t->upstream,
                              .to_upstream = true,
@@ -709,6 +696,15 @@ gw_tunnel_new(struct bufferevent *client, struct bufferevent *upstream,
     t->down = (struct tun_dir){.from = &t->upstream,
                                .to = &t->client,
                                .rules = {.allowed_rsv = 0x7, .forbid_masked = true}};
+    if (side_init(t, &t->client, client, &t->up, &t->down) != 0 ||
+        side_init(t, &t->upstream, upstream, &t->down, &t->up) != 0) {
+        side_free(&t->client);
+        side_free(&t->upstream);
+        event_free(t->timer);
+        free(t);
+        bufferevent_free(upstream);
+        return NULL;
+    }
     return t;
 }
 
@@ -724,9 +720,9 @@ gw_tunnel_start(struct gw_tunnel *t)
 {
     event_base_gettimeofday_cached(bufferevent_get_base(t->client.bev), &t->last);
     arm(t, t->env.idle_timeout_ms);
-    side_start(t, &t->client, &t->down);
+    side_start(t, &t->client);
     if (!t->done)
-        side_start(t, &t->upstream, &t->up);
+        side_start(t, &t->upstream);
     /* Bytes that came in with the handshakes; what is still in the
      * kernel wakes the read events. */
     if (!t->done && pending(&t->upstream))
