@@ -54,6 +54,9 @@ int cfg_parse_uint(const char *s, uint64_t *out, struct gw_err *err);
 /* True when h[0..len) is an IPv4 literal, a host name, or an IPv6 literal in
  * brackets ("[::1]"). */
 bool cfg_host_valid(const char *h, size_t len);
+/* A nameserver as evdns_base_nameserver_ip_add takes it: an IPv4 or IPv6
+ * address with an optional port ("10.0.0.2:5353", "[::1]:53", "::1"). */
+bool cfg_nameserver_valid(const char *s);
 
 /* The schema walk's state; private to schema.c. */
 struct cfg_walk;

@@ -1,6 +1,4 @@
 /* schema: walks the YAML node tree into struct cfg, one static key table per mapping. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -2437,51 +2435,13 @@ on_routes(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *a
 
 /* ---- resolver ---- */
 
-/* What evdns_base_nameserver_ip_add takes: an IP address, with an optional
- * port ("10.0.0.2:5353", "[::1]:53"), so that a typo is a configuration
- * error rather than a resolver that never answers. */
-static bool
-nameserver_ok(const char *s)
-{
-    char host[INET6_ADDRSTRLEN];
-    const char *port = NULL;
-    unsigned char addr[sizeof(struct in6_addr)];
-    int family = AF_INET;
-    size_t n;
-
-    if (inet_pton(AF_INET6, s, addr) == 1)
-        return true; /* bare IPv6, no port */
-    if (s[0] == '[') {
-        const char *e = strchr(s, ']');
-        if (e == NULL || (e[1] != '\0' && e[1] != ':'))
-            return false;
-        s++;
-        n = (size_t)(e - s);
-        port = e[1] == ':' ? e + 2 : NULL;
-        family = AF_INET6;
-    } else {
-        const char *c = strrchr(s, ':');
-        n = c != NULL ? (size_t)(c - s) : strlen(s);
-        port = c != NULL ? c + 1 : NULL;
-    }
-    if (n >= sizeof(host))
-        return false;
-    memcpy(host, s, n);
-    host[n] = '\0';
-    if (inet_pton(family, host, addr) != 1)
-        return false;
-    uint64_t p;
-    struct gw_err err;
-    return port == NULL || (cfg_parse_uint(port, &p, &err) == 0 && p >= 1 && p <= 65535);
-}
-
 static void
 on_nameservers(struct cfg_walk *w, const struct cfg_node *v, void *obj, const void *arg)
 {
     struct cfg_resolver *r = obj;
     r->nameservers = get_strings(w, v, &r->nnameservers);
     for (size_t i = 0; r->nameservers != NULL && i < r->nnameservers; i++) {
-        if (r->nameservers[i] != NULL && !nameserver_ok(r->nameservers[i])) {
+        if (r->nameservers[i] != NULL && !cfg_nameserver_valid(r->nameservers[i])) {
             size_t old = path_push(w, "[%zu]", i);
             fail_value(w, v->items[i],
                        "expected an IP address with an optional :PORT "

@@ -131,22 +131,31 @@ is_alnum(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
+/* A dotted-quad IPv4 literal. */
+static bool
+ipv4_valid(const char *h, size_t len)
+{
+    char buf[INET_ADDRSTRLEN];
+    struct in_addr a4;
+
+    if (len == 0 || len >= sizeof(buf) || strspn(h, "0123456789.") < len)
+        return false;
+    memcpy(buf, h, len);
+    buf[len] = '\0';
+    return inet_pton(AF_INET, buf, &a4) == 1;
+}
+
 /* A dotted-quad IPv4 literal, or a DNS name of letters, digits, '-' and '_'
  * in non-empty dot-separated labels. */
 static bool
 name_valid(const char *h, size_t len)
 {
-    char buf[MAX_HOST_NAME + 1];
     bool label_start = true;
 
     if (len == 0 || len > MAX_HOST_NAME)
         return false;
-    if (strspn(h, "0123456789.") >= len) {
-        memcpy(buf, h, len);
-        buf[len] = '\0';
-        struct in_addr a4;
-        return inet_pton(AF_INET, buf, &a4) == 1;
-    }
+    if (strspn(h, "0123456789.") >= len)
+        return ipv4_valid(h, len);
     for (size_t i = 0; i < len; i++) {
         if (h[i] == '.') {
             if (label_start)
@@ -195,6 +204,36 @@ parse_port(const char *s, uint16_t *port, struct gw_err *err)
         return gw_err_set(err, "port must be a number from 0 to 65535");
     *port = (uint16_t)v;
     return 0;
+}
+
+bool
+cfg_nameserver_valid(const char *s)
+{
+    size_t len = strlen(s);
+    const char *port;
+
+    if (ipv6_valid(s, len))
+        return true; /* bare IPv6: no port */
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || !ipv6_valid(s + 1, (size_t)(close - s - 1)))
+            return false;
+        if (close[1] == '\0')
+            return true;
+        if (close[1] != ':')
+            return false;
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (!ipv4_valid(s, colon != NULL ? (size_t)(colon - s) : len))
+            return false;
+        if (colon == NULL)
+            return true;
+        port = colon + 1;
+    }
+    uint16_t p = 0;
+    struct gw_err err;
+    return parse_port(port, &p, &err) == 0 && p != 0;
 }
 
 int

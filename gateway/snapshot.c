@@ -193,9 +193,6 @@ wsnap_free(struct gw_wsnap *w)
     free(w);
 }
 
-/* The upstream state of each proxied route, and a resolver when a route
- * names its upstream by host name. */
-
 /* The worker's resolver: the configured nameservers (and /etc/hosts), or
  * the system's from /etc/resolv.conf; timeout and attempts as set. */
 static struct evdns_base *
@@ -232,6 +229,8 @@ new_resolver(struct event_base *base, const struct cfg_resolver *r, struct gw_er
     return dns;
 }
 
+/* The upstream state of each proxied route, and a resolver when a route
+ * names its upstream by host name. */
 static int
 wsnap_upstreams(struct gw_wsnap *w, struct event_base *base, struct gw_err *err)
 {

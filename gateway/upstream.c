@@ -192,7 +192,6 @@ drop_bev(struct gw_up *up)
     up->bev = NULL;
 }
 
-/* Frees the attempt; the upstream connection unless it was handed over. */
 /* least_conn counts attempts in flight too: a burst of clients would
  * otherwise all pick the upstream that has no established connection yet. */
 static void
@@ -203,6 +202,7 @@ uncount(struct gw_up *up)
     up->counted = false;
 }
 
+/* Frees the attempt; the upstream connection unless it was handed over. */
 static void
 up_free(struct gw_up *up)
 {
@@ -492,6 +492,13 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The lookup and the connect together; a probe has its own timeout. */
+static uint64_t
+connect_timeout_ms(const struct gw_up *up)
+{
+    return up->p.timeout_ms ? up->p.timeout_ms : up->p.cfg->connect_timeout_ms;
+}
+
 static void
 arm(struct gw_up *up, uint64_t ms)
 {
@@ -548,7 +555,7 @@ connect_plain(struct gw_up *up, const struct gw_up_target *t)
         send_request(up);
         return;
     }
-    arm(up, up->p.timeout_ms ? up->p.timeout_ms : up->p.cfg->connect_timeout_ms);
+    arm(up, connect_timeout_ms(up));
     /* No address: the bufferevent waits for the connect already started. */
     if (bufferevent_socket_connect(up->bev, NULL, 0) != 0)
         unreachable(up, "connect failed");
@@ -585,7 +592,7 @@ connect_to(struct gw_up *up, const struct gw_up_target *t)
     }
     bufferevent_setcb(up->bev, read_cb, NULL, event_cb, up);
     up->state = GW_UP_CONNECTING;
-    arm(up, up->p.timeout_ms ? up->p.timeout_ms : up->p.cfg->connect_timeout_ms);
+    arm(up, connect_timeout_ms(up));
     if (bufferevent_socket_connect(up->bev, (const struct sockaddr *)&t->addr,
                                    (int)t->addrlen) != 0) {
         unreachable(up, "connect failed");
@@ -627,7 +634,7 @@ resolve(struct gw_up *up)
                                     .ai_socktype = SOCK_STREAM,
                                     .ai_flags = EVUTIL_AI_ADDRCONFIG};
     up->state = GW_UP_RESOLVING;
-    arm(up, up->p.timeout_ms ? up->p.timeout_ms : up->p.cfg->connect_timeout_ms);
+    arm(up, connect_timeout_ms(up));
     /* evdns may answer before returning (then NULL comes back and dns_cb
      * already ran): keep the handle only while the lookup is pending. */
     struct evdns_getaddrinfo_request *req =

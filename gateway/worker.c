@@ -90,12 +90,20 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(w->base);
 }
 
+/* This worker's view of snap: its handler instances and upstream state,
+ * made on the worker's thread (handler.h: destroy runs where create ran). */
+static struct gw_wsnap *
+worker_view(struct gw_worker *w, struct gw_snapshot *snap, struct gw_err *err)
+{
+    struct gw_wsnap_worker wk = {w->id, w->ctx.shared->nworkers, w->ctx.shared->bus};
+    return gw_wsnap_new(snap, w->base, &wk, err);
+}
+
 static void
 apply_reload(struct gw_worker *w, struct gw_snapshot *snap)
 {
     struct gw_err err;
-    struct gw_wsnap_worker wk = {w->id, w->ctx.shared->nworkers, w->ctx.shared->bus};
-    struct gw_wsnap *ws = gw_wsnap_new(snap, w->base, &wk, &err);
+    struct gw_wsnap *ws = worker_view(w, snap, &err);
     gw_snapshot_unref(snap);
     if (ws == NULL) {
         GW_LOG_ERROR("reload", "worker=%u error=\"%s\"", w->id, err.msg);
@@ -204,9 +212,11 @@ static void *
 worker_main(void *arg)
 {
     struct gw_worker *w = arg;
-    struct gw_wsnap_worker wk = {w->id, w->ctx.shared->nworkers, w->ctx.shared->bus};
     struct gw_err err = {0};
-    w->ctx.wsnap = gw_wsnap_new(w->first_snap, w->base, &wk, &err);
+    w->ctx.wsnap = worker_view(w, w->first_snap, &err);
+    /* The view holds its own reference: a later reload can free this one. */
+    gw_snapshot_unref(w->first_snap);
+    w->first_snap = NULL;
     pthread_mutex_lock(&w->lock);
     w->ready = w->ctx.wsnap != NULL ? 1 : -1;
     w->ready_err = err;
