@@ -677,6 +677,35 @@ print_cpu(const struct bench *b, long long t0, long long t1, uint64_t per)
     printf(" cpu_s=%.2f cpu_us_per=%.2f", s, per ? s * 1e6 / (double)per : 0.0);
 }
 
+/* A connection with this many echoes missing is skipped by the pacer: the
+ * proxy is not keeping up, which shows as `late`. */
+#define PACER_MAX_OUTSTANDING 1000
+
+static bool
+can_send(const struct conn *c)
+{
+    return c->state == CS_OPEN && c->outstanding < PACER_MAX_OUTSTANDING;
+}
+
+static bool
+is_free(const struct conn *c)
+{
+    return c->state == CS_FREE;
+}
+
+/* The pacers' round robin: the next connection from *rr on that `ok`
+ * accepts, or NULL when none does. */
+static struct conn *
+next_conn(struct bench *b, unsigned *rr, bool (*ok)(const struct conn *))
+{
+    for (unsigned tries = 0; tries < b->o.conns; tries++) {
+        struct conn *c = &b->conns[(*rr)++ % b->o.conns];
+        if (ok(c))
+            return c;
+    }
+    return NULL;
+}
+
 static void
 run_echo(struct bench *b)
 {
@@ -686,10 +715,8 @@ run_echo(struct bench *b)
     b->measure_to = b->measure_from + (uint64_t)(b->o.duration * 1e9);
     long long cpu0 = -1, cpu1 = -1;
     bool measuring = false;
-    uint64_t paced = 0, rr = 0;
-    /* A connection with this many echoes missing is skipped by the pacer:
-     * the proxy is not keeping up, which shows as `late`. */
-    const unsigned cap = 1000;
+    uint64_t paced = 0;
+    unsigned rr = 0;
     for (uint64_t t = now_ns(); t < b->measure_to; t = now_ns()) {
         if (!measuring && t >= b->measure_from) {
             measuring = true;
@@ -698,12 +725,7 @@ run_echo(struct bench *b)
         if (b->o.rate > 0) {
             uint64_t due = (uint64_t)((double)(t - b->t0) * b->o.rate / 1e9);
             for (; paced < due; paced++) {
-                struct conn *c = NULL;
-                for (unsigned tries = 0; tries < b->o.conns && c == NULL; tries++) {
-                    struct conn *x = &b->conns[rr++ % b->o.conns];
-                    if (x->state == CS_OPEN && x->outstanding < cap)
-                        c = x;
-                }
+                struct conn *c = next_conn(b, &rr, can_send);
                 if (c == NULL) {
                     b->late++;
                     continue;
@@ -782,12 +804,7 @@ run_churn(struct bench *b)
              * slot; with none free the proxy is not keeping up (late). */
             uint64_t due = (uint64_t)((double)(t - b->t0) * b->o.rate / 1e9);
             for (; paced < due; paced++) {
-                struct conn *c = NULL;
-                for (unsigned tries = 0; tries < b->o.conns && c == NULL; tries++) {
-                    struct conn *x = &b->conns[rr++ % b->o.conns];
-                    if (x->state == CS_FREE)
-                        c = x;
-                }
+                struct conn *c = next_conn(b, &rr, is_free);
                 if (c == NULL)
                     b->late++;
                 else
