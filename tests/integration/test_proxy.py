@@ -1062,6 +1062,20 @@ MEMORY_SLACK = 64 * MiB
 STALL = 2.0  # seconds without progress that count as "stalled"
 
 
+def wait_stalled(rec, timeout=120):
+    """Waits until a flooding ScriptedUpstream connection `rec` has sent
+    everything or made no progress for STALL seconds."""
+    last, since = -1, time.monotonic()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not rec.get("finished"):
+        sent = rec.get("sent", 0)
+        if sent != last:
+            last, since = sent, time.monotonic()
+        elif time.monotonic() - since > STALL:
+            return
+        time.sleep(0.1)
+
+
 def vmrss(pid):
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:
@@ -1130,16 +1144,7 @@ class SlowReaderMemoryTest(UpstreamsMixin, GatewayTestCase):
         with RssSampler(self.gw.proc.pid) as rss, self.raw() as c:
             c.handshake(f"/s/flood?n={FLOOD_MESSAGES}&id=flood")
             rec = self.s.conn("flood")
-            # Read nothing until the upstream cannot push any more.
-            last, since = -1, time.monotonic()
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and not rec.get("finished"):
-                sent = rec.get("sent", 0)
-                if sent != last:
-                    last, since = sent, time.monotonic()
-                elif time.monotonic() - since > STALL:
-                    break
-                time.sleep(0.1)
+            wait_stalled(rec)  # read nothing until the upstream cannot push more
             self.assertLess(rec.get("sent", 0), total,
                             "the gateway took all 200 MiB from the upstream while the "
                             "client read nothing")

@@ -24,7 +24,7 @@ import unittest
 import websockets
 
 from test_proxy import (RssSampler, UpstreamsMixin, fast_client_frame, fill, utf8_text, vmrss,
-                        wait_ended)
+                        wait_ended, wait_stalled)
 from upstreams import EchoUpstream, FrameCounter, ScriptedUpstream
 from wsgate_harness import (IO_TIMEOUT, OP_BINARY, OP_CLOSE, OP_CONT, OP_TEXT,
                             GatewayTestCase, RawClient, client_frame, close_payload,
@@ -715,16 +715,7 @@ class TlsSlowReaderMemoryTest(UpstreamsMixin, GatewayTestCase):
         with RssSampler(self.gw.proc.pid) as rss, self.raw() as c:
             c.handshake(f"/{prefix}/flood?n={FLOOD_MESSAGES}&id={conn_id}")
             rec = up.conn(conn_id)
-            # Read nothing until the upstream cannot push any more.
-            last, since = -1, time.monotonic()
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and not rec.get("finished"):
-                sent = rec.get("sent", 0)
-                if sent != last:
-                    last, since = sent, time.monotonic()
-                elif time.monotonic() - since > STALL:
-                    break
-                time.sleep(0.1)
+            wait_stalled(rec)  # read nothing until the upstream cannot push more
             self.assertLess(rec.get("sent", 0), total,
                             f"the gateway took all {total // MiB} MiB from the upstream "
                             "while the TLS client read nothing")
