@@ -162,4 +162,19 @@ function closeNormally(ws) {
   });
 }
 
-module.exports = { WebSocket, startGateway, connect, expectRefused, roundTrip, closeNormally };
+// Stops a WebSocketServer started by a test, dropping its connections.
+function stopServer(wss) {
+  if (!wss) return Promise.resolve();
+  for (const ws of wss.clients) ws.terminate();
+  return new Promise((resolve) => wss.close(() => resolve()));
+}
+
+module.exports = {
+  WebSocket,
+  startGateway,
+  connect,
+  expectRefused,
+  roundTrip,
+  closeNormally,
+  stopServer,
+};

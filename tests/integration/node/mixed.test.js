@@ -9,7 +9,7 @@ const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
 const readline = require('node:readline');
 const { describe, it, before, after } = require('node:test');
-const { WebSocket, startGateway, roundTrip, closeNormally } = require('./harness');
+const { WebSocket, startGateway, roundTrip, closeNormally, stopServer } = require('./harness');
 
 // Debian's python3-websockets (10.4); never the python3 first on PATH. -I
 // keeps PYTHONPATH and the user site out, so that is the module it imports.
@@ -75,12 +75,6 @@ function startNodeUpstream() {
     wss.once('listening', () => resolve(wss));
     wss.once('error', reject);
   });
-}
-
-function stopNodeUpstream(wss) {
-  if (!wss) return Promise.resolve();
-  for (const ws of wss.clients) ws.terminate();
-  return new Promise((resolve) => wss.close(() => resolve()));
 }
 
 const PY_UPSTREAM = String.raw`
@@ -343,7 +337,7 @@ describe('mixed clients and upstreams', () => {
       try {
         await stopPyUpstream(pyUp);
       } finally {
-        await stopNodeUpstream(nodeUp);
+        await stopServer(nodeUp);
       }
     }
   });

@@ -6,7 +6,7 @@
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const { describe, it, before, after } = require('node:test');
-const { WebSocket, startGateway, roundTrip, closeNormally } = require('./harness');
+const { WebSocket, startGateway, roundTrip, closeNormally, stopServer } = require('./harness');
 
 const CONFIG = (portA, portB) => `
 listeners:
@@ -56,12 +56,6 @@ function startUpstream(name) {
   });
 }
 
-function stopUpstream(wss) {
-  if (!wss) return Promise.resolve();
-  for (const ws of wss.clients) ws.terminate();
-  return new Promise((resolve) => wss.close(() => resolve()));
-}
-
 // Opens a client with optional subprotocols; resolves with the open socket
 // and the TCP socket under it (to count the bytes that crossed the wire).
 function open(url, protocols = [], options = {}) {
@@ -105,8 +99,8 @@ describe('proxy', () => {
     try {
       if (gw) await gw.stop();
     } finally {
-      await stopUpstream(upA);
-      await stopUpstream(upB);
+      await stopServer(upA);
+      await stopServer(upB);
     }
   });
 
